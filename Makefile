@@ -1,0 +1,31 @@
+EXTENSION = idempotency
+EXTVERSION = 1.0
+MODULE_big = idempotency
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
+	src/statement.o src/execute.o src/maintenance.o
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+# pg_regress reads test/sql and test/specs; expected output lives in ./expected
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=. --load-extension=$(EXTENSION)
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+ifeq ($(shell test $(VERSION_NUM) -ge 140000; echo $$?),1)
+$(error idempotency requires PostgreSQL 14 or later)
+endif
+
+.PHONY: demo test bench
+demo:
+	scripts/demo.sh
+test:
+	scripts/test.sh
+bench:
+	scripts/bench.sh

@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The one place where the PostgreSQL 14 to 17 APIs we use differ.
+ *
+ * src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IDEMPOTENCY_COMPAT_H
+#define IDEMPOTENCY_COMPAT_H
+
+#include "common/cryptohash.h"
+#include "utils/guc.h"
+
+/* MarkGUCPrefixReserved replaced EmitWarningsOnPlaceholders in 15. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* pg_cryptohash_final gained a length argument, and pg_cryptohash_error, in 15. */
+#if PG_VERSION_NUM >= 150000
+#define idem_cryptohash_final(ctx, dest, len) pg_cryptohash_final((ctx), (dest), (len))
+#define idem_cryptohash_error(ctx) pg_cryptohash_error(ctx)
+#else
+#define idem_cryptohash_final(ctx, dest, len) pg_cryptohash_final((ctx), (dest))
+#define idem_cryptohash_error(ctx) "cryptohash failure"
+#endif
+
+/* MERGE arrived in 15, MERGE ... RETURNING in 17. */
+#if PG_VERSION_NUM >= 150000
+#define IDEM_HAVE_MERGE 1
+#endif
+#if PG_VERSION_NUM >= 170000
+#define IDEM_HAVE_MERGE_RETURNING 1
+#endif
+
+#endif							/* IDEMPOTENCY_COMPAT_H */

@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * execute.c
+ *	  idem_execute(key, sql [, VARIADIC params "any"]): run a statement once
+ *	  per key and replay its stored result on retries.
+ *
+ * Order of work, so that bad input records nothing and a replay runs
+ * nothing: check the input and the statement's shape, hash the request,
+ * claim the key, then either replay (same fingerprint), fail with IK001
+ * (another fingerprint), or run the statement and store its result under
+ * the key, all in the caller's transaction.
+ *
+ * src/execute.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "idempotency.h"
+
+PG_FUNCTION_INFO_V1(idem_execute);
+
+#define FIRST_PARAM_ARG 2
+
+/*
+ * What one call site's argument types need, kept in fn_extra: the types
+ * of a call site never change, so their output functions and names are
+ * looked up once.
+ */
+typedef struct ParamTypeInfo
+{
+	Oid			type;
+	FmgrInfo	outfunc;
+	char	   *name;
+} ParamTypeInfo;
+
+typedef struct CallSiteCache
+{
+	int			ntypes;
+	ParamTypeInfo types[FLEXIBLE_ARRAY_MEMBER];
+} CallSiteCache;
+
+static ParamTypeInfo *
+param_type_info(FmgrInfo *flinfo, int slot, Oid type, int nslots)
+{
+	CallSiteCache *cache = (CallSiteCache *) flinfo->fn_extra;
+	ParamTypeInfo *info;
+
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(flinfo->fn_mcxt,
+									   offsetof(CallSiteCache, types) +
+									   sizeof(ParamTypeInfo) * Max(nslots, 1));
+		cache->ntypes = Max(nslots, 1);
+		flinfo->fn_extra = cache;
+	}
+	Assert(slot < cache->ntypes);
+	info = &cache->types[slot];
+	if (info->type != type)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(type, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &info->outfunc, flinfo->fn_mcxt);
+		info->name = MemoryContextStrdup(flinfo->fn_mcxt,
+										 format_type_extended(type, -1,
+															  FORMAT_TYPE_FORCE_QUALIFY));
+		info->type = type;
+	}
+	return info;
+}
+
+static void
+set_arg(RequestArgs *args, int i, ParamTypeInfo *info, Datum value, bool isnull)
+{
+	args->types[i] = info->type;
+	args->values[i] = value;
+	args->nulls[i] = isnull ? 'n' : ' ';
+	args->outfuncs[i] = info->outfunc;
+	args->typenames[i] = info->name;
+}
+
+static void
+alloc_args(RequestArgs *args, int nargs)
+{
+	int			n = Max(nargs, 1);
+
+	args->nargs = nargs;
+	args->types = palloc(sizeof(Oid) * n);
+	args->values = palloc(sizeof(Datum) * n);
+	args->nulls = palloc(sizeof(char) * n);
+	args->outfuncs = palloc(sizeof(FmgrInfo) * n);
+	args->typenames = palloc(sizeof(char *) * n);
+}
+
+/*
+ * Collect the arguments after sql.  Untyped literals arrive as "unknown"
+ * and bind as text; VARIADIC ARRAY[...] spreads its elements over $1..$n.
+ */
+static void
+collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	int			nparams = PG_NARGS() - FIRST_PARAM_ARG;
+	int			i;
+
+	if (nparams > 0 && get_fn_expr_variadic(flinfo))
+	{
+		Oid			arraytype = get_fn_expr_argtype(flinfo, FIRST_PARAM_ARG);
+		Oid			elemtype = get_base_element_type(arraytype);
+		ArrayType  *array;
+		Datum	   *elems;
+		bool	   *elemnulls;
+		int			nelems;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		ParamTypeInfo *info;
+
+		if (!OidIsValid(elemtype))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("VARIADIC argument must be an array")));
+		if (PG_ARGISNULL(FIRST_PARAM_ARG))
+		{
+			alloc_args(args, 0);	/* as format(): a NULL array binds nothing */
+			return;
+		}
+		array = PG_GETARG_ARRAYTYPE_P(FIRST_PARAM_ARG);
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(array, elemtype, typlen, typbyval, typalign,
+						  &elems, &elemnulls, &nelems);
+		if (nelems > PG_UINT16_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many arguments"),
+					 errdetail("The VARIADIC array has %d elements; at most %d can be bound.",
+							   nelems, PG_UINT16_MAX)));
+		info = param_type_info(flinfo, 0, elemtype, 1);
+		alloc_args(args, nelems);
+		for (i = 0; i < nelems; i++)
+			set_arg(args, i, info, elems[i], elemnulls[i]);
+		return;
+	}
+
+	alloc_args(args, Max(nparams, 0));
+	for (i = 0; i < nparams; i++)
+	{
+		int			argno = FIRST_PARAM_ARG + i;
+		Oid			type = get_fn_expr_argtype(flinfo, argno);
+		bool		isnull = PG_ARGISNULL(argno);
+		Datum		value = isnull ? (Datum) 0 : PG_GETARG_DATUM(argno);
+
+		if (!OidIsValid(type))
+			elog(ERROR, "could not determine the type of argument %d", argno + 1);
+		if (type == UNKNOWNOID)
+		{
+			type = TEXTOID;
+			if (!isnull)
+				value = CStringGetTextDatum(DatumGetCString(value));
+		}
+		set_arg(args, i, param_type_info(flinfo, i, type, nparams),
+				value, isnull);
+	}
+}
+
+static void
+check_key(text *key_text, char **key)
+{
+	int			len = VARSIZE_ANY_EXHDR(key_text);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency key must not be empty")));
+	if (len > idem_max_key_length)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency key is too long"),
+				 errdetail("The key is %d bytes; idempotency.max_key_length is %d bytes.",
+						   len, idem_max_key_length),
+				 errhint("Use a shorter key, such as a UUID or a hash of the request's identity.")));
+	*key = text_to_cstring(key_text);
+}
+
+Datum
+idem_execute(PG_FUNCTION_ARGS)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	char	   *key;
+	char	   *sql;
+	char	   *scope;
+	RequestArgs args;
+	bytea	   *fingerprint;
+	KeyStore	ks;
+	KeyClaim	claim;
+	Jsonb	   *stored;
+	Jsonb	   *out;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("idempotency key must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("sql must not be null")));
+	check_key(PG_GETARG_TEXT_PP(0), &key);
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (sql[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sql must not be empty")));
+	statement_check(sql);
+	collect_args(fcinfo, &args);
+	fingerprint = idem_fingerprint(sql, &args);
+	scope = keystore_role_scope();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	keystore_claim(&ks, scope, key, fingerprint,
+				   idem_ttl_interval(idem_ttl_seconds), &claim);
+
+	if (claim.claimed)
+	{
+		stored = statement_run(sql, &args, key);
+		keystore_store_result(&ks, scope, key, stored);
+	}
+	else
+	{
+		if (claim.fingerprint == NULL ||
+			VARSIZE_ANY_EXHDR(claim.fingerprint) != IDEM_FINGERPRINT_LEN ||
+			memcmp(VARDATA_ANY(claim.fingerprint), VARDATA(fingerprint),
+				   IDEM_FINGERPRINT_LEN) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_IDEM_KEY_REUSED),
+					 errmsg("idempotency key \"%s\" was used with a different request",
+							key),
+					 errdetail("The statement text or its arguments differ from those first run under this key."),
+					 errhint("Use a new key for a new request.")));
+		if (claim.result == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("idempotency key \"%s\" is already running in this transaction",
+							key),
+					 errdetail("The statement run under this key called idem_execute with the same key.")));
+		stored = claim.result;
+	}
+
+	/* build the answer where it outlives SPI_finish */
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
+
+		out = result_with_replayed(stored, !claim.claimed);
+		MemoryContextSwitchTo(spicxt);
+	}
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	PG_RETURN_JSONB_P(out);
+}

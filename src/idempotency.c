@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * idempotency.c
+ *	  Module entry point: the magic block and _PG_init.
+ *
+ * Each concern lives in its own file: settings.c (GUCs), fingerprint.c
+ * (request hashing), keystore.c (the keys table), statement.c (running the
+ * user's statement and capturing its result), execute.c (idem_execute),
+ * maintenance.c (idem_lookup, idem_forget, idem_purge).
+ *
+ * src/idempotency.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "idempotency.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	idem_settings_init();
+}

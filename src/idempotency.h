@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * idempotency.h
+ *	  Declarations shared by the idempotency extension's source files.
+ *
+ * src/idempotency.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IDEMPOTENCY_H
+#define IDEMPOTENCY_H
+
+#include "fmgr.h"
+#include "executor/spi.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* SQLSTATEs of our own, in the implementation-defined class IK */
+#define ERRCODE_IDEM_KEY_REUSED			MAKE_SQLSTATE('I','K','0','0','1')
+#define ERRCODE_IDEM_KEY_IN_FLIGHT		MAKE_SQLSTATE('I','K','0','0','2')
+#define ERRCODE_IDEM_RESULT_TOO_LARGE	MAKE_SQLSTATE('I','K','0','0','3')
+
+#define IDEM_FINGERPRINT_LEN	32	/* SHA-256 */
+
+/* settings.c */
+extern int	idem_ttl_seconds;
+extern int	idem_max_key_length;
+extern int	idem_max_result_size;
+extern bool idem_wait;
+extern void idem_settings_init(void);
+extern Interval *idem_ttl_interval(int seconds);
+
+/* The arguments bound to $1..$n of a statement, in their own types. */
+typedef struct RequestArgs
+{
+	int			nargs;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;			/* SPI convention: ' ' not null, 'n' null */
+	FmgrInfo   *outfuncs;		/* output function of each argument's type */
+	char	  **typenames;		/* schema-qualified type names, for hashing */
+} RequestArgs;
+
+/* fingerprint.c */
+extern bytea *idem_fingerprint(const char *sql, const RequestArgs *args);
+
+/* keystore.c */
+typedef struct KeyStore
+{
+	Oid			relid;			/* the idempotency_keys table */
+	Oid			owner;			/* its owner, who runs the extension's own SQL */
+} KeyStore;
+
+typedef struct KeyClaim
+{
+	bool		claimed;		/* true: this transaction now holds the key */
+	bytea	   *fingerprint;	/* of an existing key, else NULL */
+	Jsonb	   *result;			/* of an existing key; NULL while pending */
+} KeyClaim;
+
+extern void keystore_open(KeyStore *ks, Oid fn_oid);
+extern char *keystore_role_scope(void);
+extern void keystore_claim(KeyStore *ks, const char *scope, const char *key,
+						   bytea *fingerprint, Interval *ttl,
+						   KeyClaim *claim);
+extern void keystore_store_result(KeyStore *ks, const char *scope,
+								  const char *key, Jsonb *result);
+extern Jsonb *keystore_lookup(KeyStore *ks, const char *scope, const char *key);
+extern bool keystore_forget(KeyStore *ks, const char *scope, const char *key);
+extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
+
+/* statement.c */
+extern void statement_check(const char *sql);
+extern Jsonb *statement_run(const char *sql, const RequestArgs *args,
+							const char *key);
+extern Jsonb *result_with_replayed(Jsonb *stored, bool replayed);
+
+#endif							/* IDEMPOTENCY_H */

@@ -1,0 +1,435 @@
+/*-------------------------------------------------------------------------
+ *
+ * keystore.c
+ *	  Claiming, storing, reading and deleting rows of idempotency_keys.
+ *
+ * Claiming a key is INSERT ... ON CONFLICT DO NOTHING on the primary key
+ * (scope, key).  PostgreSQL's unique-index machinery then gives exactly the
+ * behaviour promised for concurrent duplicates:
+ *
+ * - another transaction inserted the same key and is still running: the
+ *   INSERT waits for it to end;
+ * - it committed: READ COMMITTED skips the insert and our next query, with a
+ *   fresh snapshot, sees its row (replay); REPEATABLE READ and SERIALIZABLE
+ *   raise 40001 because the row is not in their snapshot;
+ * - it aborted: the INSERT goes in and we hold the key.
+ *
+ * With idempotency.wait off we first probe the index with a dirty snapshot
+ * and fail with IK002 if an in-flight transaction holds the key.
+ *
+ * The extension's own statements run as the owner of the keys table, the
+ * way ri_triggers.c runs its queries as the owner of the referenced table:
+ * ordinary roles have no write privilege on it.  Every statement is
+ * prepared once per backend with schema-qualified names and operators, so
+ * search_path cannot redirect it.
+ *
+ * The caller must be connected to SPI.
+ *
+ * src/keystore.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/stratnum.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "idempotency.h"
+
+#define KEYS_TABLE_NAME "idempotency_keys"
+
+/* The extension's own statements, prepared once per backend. */
+typedef enum KeyStatement
+{
+	KS_CLAIM,
+	KS_FETCH,
+	KS_RENEW,
+	KS_STORE,
+	KS_LOOKUP,
+	KS_FORGET,
+	KS_PURGE,
+	KS_NUM_STATEMENTS
+} KeyStatement;
+
+typedef struct KeyStatementDef
+{
+	const char *sql;			/* %1$s is the qualified table name */
+	int			nargs;
+	Oid			argtypes[4];
+} KeyStatementDef;
+
+static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
+	[KS_CLAIM] = {
+		"INSERT INTO %1$s AS k (scope, key, fingerprint, expires_at)"
+		" VALUES ($1, $2, $3, pg_catalog.now() OPERATOR(pg_catalog.+) $4)"
+		" ON CONFLICT (scope, key) DO NOTHING RETURNING true",
+		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
+	},
+	[KS_FETCH] = {
+		"SELECT fingerprint, result,"
+		" expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" FROM %1$s"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
+		2, {TEXTOID, TEXTOID}
+	},
+	/* an expired key counts as absent: take it over in place */
+	[KS_RENEW] = {
+		"UPDATE %1$s SET fingerprint = $3, result = NULL,"
+		" created_at = pg_catalog.now(),"
+		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $4"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" RETURNING true",
+		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
+	},
+	[KS_STORE] = {
+		"UPDATE %1$s SET result = $3"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
+		3, {TEXTOID, TEXTOID, JSONBOID}
+	},
+	[KS_LOOKUP] = {
+		"SELECT result FROM %1$s"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" AND expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
+		2, {TEXTOID, TEXTOID}
+	},
+	[KS_FORGET] = {
+		"DELETE FROM %1$s"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" RETURNING expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
+		2, {TEXTOID, TEXTOID}
+	},
+	/* SKIP LOCKED: two purges at once split the work instead of queueing */
+	[KS_PURGE] = {
+		"DELETE FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+		" SELECT ctid FROM %1$s"
+		" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" LIMIT $1 FOR UPDATE SKIP LOCKED))",
+		1, {INT8OID}
+	},
+};
+
+/* Plans for key_statements, valid for the keys table cached_relid. */
+static Oid	cached_relid = InvalidOid;
+static SPIPlanPtr cached_plans[KS_NUM_STATEMENTS];
+
+/*
+ * Find the keys table of the extension whose function fn_oid is being
+ * called: it lives in the same schema as the function.
+ */
+void
+keystore_open(KeyStore *ks, Oid fn_oid)
+{
+	Oid			nspid = get_func_namespace(fn_oid);
+	HeapTuple	tuple;
+
+	ks->relid = get_relname_relid(KEYS_TABLE_NAME, nspid);
+	if (!OidIsValid(ks->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table \"%s\" of extension idempotency is missing",
+						KEYS_TABLE_NAME),
+				 errhint("Drop and recreate the extension.")));
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(ks->relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", ks->relid);
+	ks->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	/* The extension was dropped and created again: its plans are stale. */
+	if (ks->relid != cached_relid)
+	{
+		int			i;
+
+		for (i = 0; i < KS_NUM_STATEMENTS; i++)
+		{
+			if (cached_plans[i] != NULL)
+				SPI_freeplan(cached_plans[i]);
+			cached_plans[i] = NULL;
+		}
+		cached_relid = ks->relid;
+	}
+}
+
+/* The scope of the calling role's keys: 'role:' and the role's name. */
+char *
+keystore_role_scope(void)
+{
+	return psprintf("role:%s", GetUserNameFromId(GetUserId(), false));
+}
+
+/*
+ * Run one of our own statements as the owner of the keys table.  Errors
+ * restore the caller's user id through transaction abort.
+ */
+static int
+run_as_owner(KeyStore *ks, KeyStatement which, Datum *values,
+			 const char *nulls, int expected_rc)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(ks->owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+
+	if (cached_plans[which] == NULL)
+	{
+		const KeyStatementDef *def = &key_statements[which];
+		char	   *table;
+		StringInfoData sql;
+		SPIPlanPtr	plan;
+
+		table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(ks->relid)),
+										   KEYS_TABLE_NAME);
+		initStringInfo(&sql);
+		appendStringInfo(&sql, def->sql, table);
+		plan = SPI_prepare(sql.data, def->nargs, (Oid *) def->argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql.data, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		cached_plans[which] = plan;
+	}
+
+	rc = SPI_execute_plan(cached_plans[which], values, nulls, false, 0);
+	if (rc != expected_rc)
+		elog(ERROR, "SPI_execute_plan of idempotency statement %d returned %s",
+			 (int) which, SPI_result_code_string(rc));
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return rc;
+}
+
+/*
+ * Is the key held by a transaction that is still running?  A dirty snapshot
+ * sees uncommitted rows and reports the inserting (or deleting) transaction.
+ */
+static TransactionId
+key_holder_in_flight(KeyStore *ks, const char *scope, const char *key)
+{
+	Relation	rel;
+	Relation	index;
+	SnapshotData dirty;
+	ScanKeyData skey[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	TransactionId holder = InvalidTransactionId;
+
+	rel = table_open(ks->relid, AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	InitDirtySnapshot(dirty);
+
+	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(scope));
+	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[1], F_TEXTEQ,
+						   CStringGetTextDatum(key));
+
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, &dirty, 2, 0);
+	index_rescan(scan, skey, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		if (TransactionIdIsValid(dirty.xmin))
+			holder = dirty.xmin;
+		else if (TransactionIdIsValid(dirty.xmax))
+			holder = dirty.xmax;
+		if (TransactionIdIsValid(holder))
+			break;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	return holder;
+}
+
+/*
+ * Claim (scope, key) for this transaction, or report the existing key.
+ *
+ * On return claim->claimed is true if this transaction now holds a fresh
+ * row for the key (the caller runs its work and stores the result); else
+ * claim->fingerprint and claim->result describe the live key, copied into
+ * the caller's current memory context (which lives until SPI_finish).  A live row with a NULL result of a role
+ * scope is one this very transaction claimed and has not finished.
+ */
+void
+keystore_claim(KeyStore *ks, const char *scope, const char *key,
+			   bytea *fingerprint, Interval *ttl, KeyClaim *claim)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			attempt;
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = PointerGetDatum(fingerprint);
+	values[3] = IntervalPGetDatum(ttl);
+	if (fingerprint == NULL)
+		nulls[2] = 'n';
+
+	memset(claim, 0, sizeof(KeyClaim));
+
+	/*
+	 * Each pass either claims the key, finds it live, or saw it change under
+	 * it (a holder committed, an expired key was renewed or a key forgotten
+	 * by another transaction), which READ COMMITTED resolves on the next
+	 * pass with a fresh snapshot.
+	 */
+	for (attempt = 0;; attempt++)
+	{
+		HeapTuple	row;
+		TupleDesc	desc;
+		bool		isnull;
+		bool		expired;
+		Datum		d;
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		if (attempt >= 100)
+			elog(ERROR, "could not claim idempotency key \"%s\" after %d attempts",
+				 key, attempt);
+
+		if (!idem_wait)
+		{
+			TransactionId holder = key_holder_in_flight(ks, scope, key);
+
+			if (TransactionIdIsValid(holder) &&
+				!TransactionIdIsCurrentTransactionId(holder))
+				ereport(ERROR,
+						(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
+						 errmsg("idempotency key \"%s\" is held by another transaction in flight",
+								key),
+						 errdetail("Transaction %u is running a request with this key.",
+								   holder),
+						 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
+		}
+
+		run_as_owner(ks, KS_CLAIM, values, nulls, SPI_OK_INSERT_RETURNING);
+		if (SPI_processed == 1)
+		{
+			claim->claimed = true;
+			return;
+		}
+
+		run_as_owner(ks, KS_FETCH, values, nulls, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			continue;			/* deleted since the claim saw it */
+
+		row = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		expired = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
+		if (expired)
+		{
+			run_as_owner(ks, KS_RENEW, values, nulls, SPI_OK_UPDATE_RETURNING);
+			if (SPI_processed == 1)
+			{
+				claim->claimed = true;
+				return;
+			}
+			continue;			/* renewed by someone else meanwhile */
+		}
+
+		/* a live key: copy what the caller needs out of the tuple table */
+		oldcxt = MemoryContextSwitchTo(callercxt);
+		d = SPI_getbinval(row, desc, 1, &isnull);
+		if (!isnull)
+			claim->fingerprint = DatumGetByteaPCopy(d);
+		d = SPI_getbinval(row, desc, 2, &isnull);
+		if (!isnull)
+			claim->result = DatumGetJsonbPCopy(d);
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+}
+
+/* Store the result of the statement run under a key claimed just before. */
+void
+keystore_store_result(KeyStore *ks, const char *scope, const char *key,
+					  Jsonb *result)
+{
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = JsonbPGetDatum(result);
+	run_as_owner(ks, KS_STORE, values, NULL, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		elog(ERROR, "idempotency key \"%s\" vanished before its result was stored",
+			 key);
+}
+
+/*
+ * The stored result of a live key, or NULL.  The copy lives in the memory
+ * context that was current at SPI_connect, so it outlives SPI_finish.
+ */
+Jsonb *
+keystore_lookup(KeyStore *ks, const char *scope, const char *key)
+{
+	Datum		values[2];
+	Datum		d;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(key);
+	run_as_owner(ks, KS_LOOKUP, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return NULL;
+	return (Jsonb *) SPI_datumTransfer(d, false, -1);
+}
+
+/* Delete a key; true if it was live. */
+bool
+keystore_forget(KeyStore *ks, const char *scope, const char *key)
+{
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(key);
+	run_as_owner(ks, KS_FORGET, values, NULL, SPI_OK_DELETE_RETURNING);
+	if (SPI_processed == 0)
+		return false;
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Delete at most max_rows expired keys (all of them if max_rows < 0). */
+int64
+keystore_purge(KeyStore *ks, int64 max_rows)
+{
+	Datum		values[1];
+	char		nulls[1] = {' '};
+
+	values[0] = Int64GetDatum(max_rows);
+	if (max_rows < 0)
+		nulls[0] = 'n';			/* LIMIT NULL: no limit */
+	run_as_owner(ks, KS_PURGE, values, nulls, SPI_OK_DELETE);
+	return (int64) SPI_processed;
+}

@@ -1,0 +1,89 @@
+/*-------------------------------------------------------------------------
+ *
+ * maintenance.c
+ *	  idem_lookup, idem_forget and idem_purge: reading, deleting and
+ *	  expiring keys.
+ *
+ * idem_lookup and idem_forget only ever touch the calling role's scope,
+ * whoever calls them; superusers read other roles' keys from the table.
+ *
+ * src/maintenance.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "idempotency.h"
+
+PG_FUNCTION_INFO_V1(idem_lookup);
+PG_FUNCTION_INFO_V1(idem_forget);
+PG_FUNCTION_INFO_V1(idem_purge);
+
+/* idem_lookup(key text) RETURNS jsonb, STRICT */
+Datum
+idem_lookup(PG_FUNCTION_ARGS)
+{
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	KeyStore	ks;
+	Jsonb	   *result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	result = keystore_lookup(&ks, keystore_role_scope(), key);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(result);
+}
+
+/* idem_forget(key text) RETURNS boolean, STRICT */
+Datum
+idem_forget(PG_FUNCTION_ARGS)
+{
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	KeyStore	ks;
+	bool		existed;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	existed = keystore_forget(&ks, keystore_role_scope(), key);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+
+	PG_RETURN_BOOL(existed);
+}
+
+/* idem_purge(max_rows bigint DEFAULT NULL) RETURNS bigint; NULL: no limit */
+Datum
+idem_purge(PG_FUNCTION_ARGS)
+{
+	int64		max_rows = -1;
+	KeyStore	ks;
+	int64		purged;
+
+	if (!PG_ARGISNULL(0))
+	{
+		max_rows = PG_GETARG_INT64(0);
+		if (max_rows < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_rows must not be negative"),
+					 errhint("Pass NULL to purge every expired key.")));
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	purged = keystore_purge(&ks, max_rows);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+
+	PG_RETURN_INT64(purged);
+}

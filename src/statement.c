@@ -1,0 +1,264 @@
+/*-------------------------------------------------------------------------
+ *
+ * statement.c
+ *	  Checking the user's statement, running it through SPI with its
+ *	  arguments bound to $1..$n, and capturing its result as jsonb.
+ *
+ * The statement runs with the caller's privileges: nothing here changes
+ * the user id.
+ *
+ * The captured result is
+ *	  {"command": "INSERT", "row_count": 1, "rows": [{"id": 42}]}
+ * where rows are the statement's output rows (RETURNING or SELECT), in
+ * order, each turned into a JSON object by to_jsonb(record).
+ *
+ * src/statement.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "tcop/cmdtag.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "idempotency.h"
+
+/*
+ * Reject, before any key is claimed, what idem_execute does not run: no
+ * statement, several statements, and anything but a plain DML statement.
+ * Transaction control, utility commands and SELECT INTO would either fail
+ * inside SPI or change things a replay cannot give back.
+ */
+void
+statement_check(const char *sql)
+{
+	List	   *raw = pg_parse_query(sql);
+	RawStmt    *stmt;
+	bool		allowed;
+
+	if (raw == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sql must contain a statement"),
+				 errdetail("The statement text is empty or holds only comments.")));
+	if (list_length(raw) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sql must contain exactly one statement"),
+				 errdetail("The statement text holds %d statements.",
+						   list_length(raw)),
+				 errhint("Make one call per statement, or combine the statements with WITH.")));
+
+	stmt = linitial_node(RawStmt, raw);
+	switch (nodeTag(stmt->stmt))
+	{
+		case T_SelectStmt:
+			allowed = ((SelectStmt *) stmt->stmt)->intoClause == NULL;
+			break;
+		case T_InsertStmt:
+		case T_UpdateStmt:
+		case T_DeleteStmt:
+#ifdef IDEM_HAVE_MERGE
+		case T_MergeStmt:
+#endif
+			allowed = true;
+			break;
+		default:
+			allowed = false;
+			break;
+	}
+	if (!allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("idem_execute cannot run %s",
+						GetCommandTagName(CreateCommandTag(stmt->stmt))),
+				 errdetail("Only SELECT, INSERT, UPDATE, DELETE and MERGE statements can run under an idempotency key."),
+				 errhint("Transaction control belongs to the caller: call idem_execute inside the caller's transaction.")));
+}
+
+/* The command word of an SPI result code. */
+static const char *
+command_word(int rc)
+{
+	switch (rc)
+	{
+		case SPI_OK_SELECT:
+			return "SELECT";
+		case SPI_OK_INSERT:
+		case SPI_OK_INSERT_RETURNING:
+			return "INSERT";
+		case SPI_OK_UPDATE:
+		case SPI_OK_UPDATE_RETURNING:
+			return "UPDATE";
+		case SPI_OK_DELETE:
+		case SPI_OK_DELETE_RETURNING:
+			return "DELETE";
+#ifdef IDEM_HAVE_MERGE
+		case SPI_OK_MERGE:
+#endif
+#ifdef IDEM_HAVE_MERGE_RETURNING
+		case SPI_OK_MERGE_RETURNING:
+#endif
+			return "MERGE";
+	}
+	elog(ERROR, "unexpected SPI result %s", SPI_result_code_string(rc));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * to_jsonb(record), called directly.  to_jsonb finds its argument's type
+ * through fn_expr, so give it an expression whose argument is a record.
+ */
+static FmgrInfo *
+record_to_jsonb_fn(void)
+{
+	static FmgrInfo *finfo = NULL;
+
+	if (finfo == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+		FmgrInfo   *f = palloc0(sizeof(FmgrInfo));
+
+		fmgr_info(F_TO_JSONB, f);
+		f->fn_expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
+										   list_make1(makeNullConst(RECORDOID, -1, InvalidOid)),
+										   InvalidOid, InvalidOid,
+										   COERCE_EXPLICIT_CALL);
+		MemoryContextSwitchTo(oldcxt);
+		finfo = f;
+	}
+	return finfo;
+}
+
+static void
+push_key(JsonbParseState **state, const char *name)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) name;
+	k.val.string.len = strlen(name);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+static void
+result_too_large(const char *key, Size size)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_RESULT_TOO_LARGE),
+			 errmsg("result of the statement under idempotency key \"%s\" is too large to store",
+					key),
+			 errdetail("The result takes more than %zu bytes; idempotency.max_result_size is %d bytes.",
+					   size, idem_max_result_size),
+			 errhint("Narrow the RETURNING or SELECT list, or raise idempotency.max_result_size.")));
+}
+
+/*
+ * Run the statement (already checked by statement_check) and return its
+ * result object.  The caller is connected to SPI; the result lives in the
+ * current memory context.
+ */
+Jsonb *
+statement_run(const char *sql, const RequestArgs *args, const char *key)
+{
+	SPIPlanPtr	plan;
+	int			rc;
+	uint64		processed;
+	SPITupleTable *tuptable;
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
+	Jsonb	   *result;
+	Size		rows_size = 0;
+
+	plan = SPI_prepare(sql, args->nargs, args->types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+
+	rc = SPI_execute_plan(plan, args->values, args->nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	processed = SPI_processed;
+	tuptable = SPI_tuptable;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+
+	push_key(&state, "command");
+	v.type = jbvString;
+	v.val.string.val = (char *) command_word(rc);
+	v.val.string.len = strlen(v.val.string.val);
+	pushJsonbValue(&state, WJB_VALUE, &v);
+
+	push_key(&state, "row_count");
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric,
+														Int64GetDatum((int64) processed)));
+	pushJsonbValue(&state, WJB_VALUE, &v);
+
+	push_key(&state, "rows");
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	if (tuptable != NULL)
+	{
+		FmgrInfo   *to_jsonb = record_to_jsonb_fn();
+		TupleDesc	desc = tuptable->tupdesc;
+		uint64		i;
+
+		BlessTupleDesc(desc);
+		for (i = 0; i < processed; i++)
+		{
+			Datum		record = heap_copy_tuple_as_datum(tuptable->vals[i], desc);
+			Jsonb	   *row = DatumGetJsonbP(FunctionCall1(to_jsonb, record));
+
+			/* give up early rather than build a huge value to throw away */
+			rows_size += VARSIZE(row);
+			if (rows_size > (Size) idem_max_result_size)
+				result_too_large(key, rows_size);
+
+			v.type = jbvBinary;
+			v.val.binary.data = &row->root;
+			v.val.binary.len = VARSIZE(row) - VARHDRSZ;
+			pushJsonbValue(&state, WJB_ELEM, &v);
+		}
+	}
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+
+	result = JsonbValueToJsonb(res);
+	if (VARSIZE(result) > (Size) idem_max_result_size)
+		result_too_large(key, VARSIZE(result));
+
+	SPI_freetuptable(tuptable);
+	SPI_freeplan(plan);
+	return result;
+}
+
+/* The stored object with "replayed" added, as idem_execute returns it. */
+Jsonb *
+result_with_replayed(Jsonb *stored, bool replayed)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_key(&state, "replayed");
+	v.type = jbvBool;
+	v.val.boolean = replayed;
+	pushJsonbValue(&state, WJB_VALUE, &v);
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+											  JsonbPGetDatum(stored),
+											  JsonbPGetDatum(JsonbValueToJsonb(res))));
+}
