@@ -83,7 +83,7 @@ set_arg(RequestArgs *args, int i, ParamTypeInfo *info, Datum value, bool isnull)
 	args->types[i] = info->type;
 	args->values[i] = value;
 	args->nulls[i] = isnull ? 'n' : ' ';
-	args->outfuncs[i] = info->outfunc;
+	args->outfuncs[i] = &info->outfunc;	/* shared: keeps its fn_extra cache */
 	args->typenames[i] = info->name;
 }
 
@@ -96,7 +96,7 @@ alloc_args(RequestArgs *args, int nargs)
 	args->types = palloc(sizeof(Oid) * n);
 	args->values = palloc(sizeof(Datum) * n);
 	args->nulls = palloc(sizeof(char) * n);
-	args->outfuncs = palloc(sizeof(FmgrInfo) * n);
+	args->outfuncs = palloc(sizeof(FmgrInfo *) * n);
 	args->typenames = palloc(sizeof(char *) * n);
 }
 

@@ -55,7 +55,7 @@ idem_fingerprint(const char *sql, const RequestArgs *args)
 			hash_part(ctx, "", 0);	/* a NULL: no value part follows */
 		else
 		{
-			char	   *text = OutputFunctionCall(&args->outfuncs[i],
+			char	   *text = OutputFunctionCall(args->outfuncs[i],
 												  args->values[i]);
 
 			hash_part(ctx, "v", 1);

@@ -37,7 +37,7 @@ typedef struct RequestArgs
 	Oid		   *types;
 	Datum	   *values;
 	char	   *nulls;			/* SPI convention: ' ' not null, 'n' null */
-	FmgrInfo   *outfuncs;		/* output function of each argument's type */
+	FmgrInfo  **outfuncs;		/* output function of each argument's type */
 	char	  **typenames;		/* schema-qualified type names, for hashing */
 } RequestArgs;
 
