@@ -68,6 +68,23 @@ CREATE FUNCTION @extschema@.idem_purge(max_rows bigint DEFAULT NULL)
 	AS 'MODULE_PATHNAME', 'idem_purge'
 	LANGUAGE C VOLATILE;
 
+CREATE FUNCTION @extschema@.idem_guard(tbl regclass, key_column name,
+										ttl interval DEFAULT NULL,
+										on_duplicate text DEFAULT 'skip')
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'idem_guard'
+	LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.idem_unguard(tbl regclass)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'idem_unguard'
+	LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.idem_guard_trigger()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'idem_guard_trigger'
+	LANGUAGE C VOLATILE;
+
 COMMENT ON FUNCTION @extschema@.idem_execute(text, text) IS
 	'run a statement once per idempotency key and replay its stored result on retries';
 COMMENT ON FUNCTION @extschema@.idem_execute(text, text, "any") IS
@@ -78,3 +95,9 @@ COMMENT ON FUNCTION @extschema@.idem_forget(text) IS
 	'delete a key of the calling role; true if a live key existed';
 COMMENT ON FUNCTION @extschema@.idem_purge(bigint) IS
 	'delete expired keys, at most max_rows of them; returns how many were deleted';
+COMMENT ON FUNCTION @extschema@.idem_guard(regclass, name, interval, text) IS
+	'install the dedup guard: a BEFORE INSERT row trigger that lets each key in once per ttl';
+COMMENT ON FUNCTION @extschema@.idem_unguard(regclass) IS
+	'remove the dedup guard from a table, with its keys';
+COMMENT ON FUNCTION @extschema@.idem_guard_trigger() IS
+	'trigger function of the dedup guard; install it with idem_guard';

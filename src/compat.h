@@ -11,6 +11,8 @@
 #define IDEMPOTENCY_COMPAT_H
 
 #include "common/cryptohash.h"
+#include "catalog/pg_class.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 
 /* MarkGUCPrefixReserved replaced EmitWarningsOnPlaceholders in 15. */
@@ -25,6 +27,14 @@
 #else
 #define idem_cryptohash_final(ctx, dest, len) pg_cryptohash_final((ctx), (dest))
 #define idem_cryptohash_error(ctx) "cryptohash failure"
+#endif
+
+/* pg_class_ownercheck became object_ownercheck in 16. */
+#if PG_VERSION_NUM >= 160000
+#define idem_table_ownercheck(relid, roleid) \
+	object_ownercheck(RelationRelationId, (relid), (roleid))
+#else
+#define idem_table_ownercheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
 #endif
 
 /* MERGE arrived in 15, MERGE ... RETURNING in 17. */

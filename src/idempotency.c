@@ -6,7 +6,8 @@
  * Each concern lives in its own file: settings.c (GUCs), fingerprint.c
  * (request hashing), keystore.c (the keys table), statement.c (running the
  * user's statement and capturing its result), execute.c (idem_execute),
- * maintenance.c (idem_lookup, idem_forget, idem_purge).
+ * maintenance.c (idem_lookup, idem_forget, idem_purge), guard.c (the dedup
+ * guard trigger, idem_guard and idem_unguard).
  *
  * src/idempotency.c
  *

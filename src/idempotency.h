@@ -68,6 +68,7 @@ extern void keystore_store_result(KeyStore *ks, const char *scope,
 extern Jsonb *keystore_lookup(KeyStore *ks, const char *scope, const char *key);
 extern bool keystore_forget(KeyStore *ks, const char *scope, const char *key);
 extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
+extern int64 keystore_forget_scope(KeyStore *ks, const char *scope);
 
 /* statement.c */
 extern void statement_check(const char *sql);

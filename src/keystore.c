@@ -63,6 +63,7 @@ typedef enum KeyStatement
 	KS_LOOKUP,
 	KS_FORGET,
 	KS_PURGE,
+	KS_FORGET_SCOPE,
 	KS_NUM_STATEMENTS
 } KeyStatement;
 
@@ -121,6 +122,10 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 		" LIMIT $1 FOR UPDATE SKIP LOCKED))",
 		1, {INT8OID}
+	},
+	[KS_FORGET_SCOPE] = {
+		"DELETE FROM %1$s WHERE scope OPERATOR(pg_catalog.=) $1",
+		1, {TEXTOID}
 	},
 };
 
@@ -431,5 +436,16 @@ keystore_purge(KeyStore *ks, int64 max_rows)
 	if (max_rows < 0)
 		nulls[0] = 'n';			/* LIMIT NULL: no limit */
 	run_as_owner(ks, KS_PURGE, values, nulls, SPI_OK_DELETE);
+	return (int64) SPI_processed;
+}
+
+/* Delete every key of a scope, live or not; returns how many. */
+int64
+keystore_forget_scope(KeyStore *ks, const char *scope)
+{
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(scope);
+	run_as_owner(ks, KS_FORGET_SCOPE, values, NULL, SPI_OK_DELETE);
 	return (int64) SPI_processed;
 }
