@@ -15,11 +15,18 @@ TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 PG_CONFIG ?= pg_config
-PGXS := $(shell $(PG_CONFIG) --pgxs)
-include $(PGXS)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
+# On a fresh machine PGXS comes with the server headers, which `make demo`
+# and `make test` install first: only they work without it.
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
 ifeq ($(shell test $(VERSION_NUM) -ge 140000; echo $$?),1)
 $(error idempotency requires PostgreSQL 14 or later)
+endif
+else
+all install installcheck:
+	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)
 endif
 
 .PHONY: demo test bench

@@ -82,6 +82,7 @@ statement_check(const char *sql)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("idem_execute cannot run %s",
+						IsA(stmt->stmt, SelectStmt) ? "SELECT INTO" :
 						GetCommandTagName(CreateCommandTag(stmt->stmt))),
 				 errdetail("Only SELECT, INSERT, UPDATE, DELETE and MERGE statements can run under an idempotency key."),
 				 errhint("Transaction control belongs to the caller: call idem_execute inside the caller's transaction.")));
