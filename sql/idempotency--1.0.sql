@@ -43,6 +43,24 @@ CREATE POLICY idempotency_keys_own_role ON @extschema@.idempotency_keys
 	FOR SELECT
 	USING (scope OPERATOR(pg_catalog.=) ('role:' OPERATOR(pg_catalog.||) CURRENT_USER));
 
+/*
+ * Which table each dedup guard belongs to.  The guard trigger's arguments
+ * name its guard id, but anyone can read (and copy) trigger arguments, so
+ * the trigger only trusts an id registered here for its table; only
+ * idem_guard writes this table, after checking the caller owns the table.
+ */
+CREATE TABLE @extschema@.idempotency_guards (
+	guard_id	text COLLATE "C" PRIMARY KEY,
+	tbl			regclass NOT NULL UNIQUE
+);
+
+COMMENT ON TABLE @extschema@.idempotency_guards IS
+	'dedup guards: the table each guard id (scope ''guard:<guard_id>'' of idempotency_keys) belongs to';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.idempotency_guards', '');
+REVOKE ALL ON @extschema@.idempotency_guards FROM PUBLIC;
+GRANT SELECT ON @extschema@.idempotency_guards TO PUBLIC;
+
 CREATE FUNCTION @extschema@.idem_execute(key text, sql text)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'idem_execute'

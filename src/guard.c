@@ -22,6 +22,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
@@ -43,24 +44,21 @@ PG_FUNCTION_INFO_V1(idem_guard_trigger);
 #define GUARD_TRIGGER_NAME	"idempotency_guard"
 #define GUARD_NARGS			4
 
-/* The guard id of the table's idempotency_guard trigger, or NULL. */
-static char *
-current_guard_id(Relation rel)
+/* Does the table have a trigger named idempotency_guard? */
+static bool
+has_guard_trigger(Relation rel)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
 	int			i;
 
 	if (trigdesc == NULL)
-		return NULL;
+		return false;
 	for (i = 0; i < trigdesc->numtriggers; i++)
 	{
-		Trigger    *trigger = &trigdesc->triggers[i];
-
-		if (strcmp(trigger->tgname, GUARD_TRIGGER_NAME) == 0 &&
-			trigger->tgnargs == GUARD_NARGS)
-			return pstrdup(trigger->tgargs[0]);
+		if (strcmp(trigdesc->triggers[i].tgname, GUARD_TRIGGER_NAME) == 0)
+			return true;
 	}
-	return NULL;
+	return false;
 }
 
 /* A fresh random guard id, formatted as a UUID. */
@@ -132,6 +130,7 @@ idem_guard(PG_FUNCTION_ARGS)
 	AttrNumber	attnum;
 	char	   *guard_id;
 	char	   *table;
+	KeyStore	ks;
 	StringInfoData sql;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
@@ -174,13 +173,22 @@ idem_guard(PG_FUNCTION_ARGS)
 	table = qualified_table_name(rel);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
 
-	/* guarding again replaces the settings but keeps the guard id and keys */
-	guard_id = current_guard_id(rel);
-	if (guard_id != NULL)
-		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME, table));
-	else
+	/*
+	 * Guarding again replaces the settings but keeps the guard id, and so the
+	 * keys.  The id comes from the registry, never from an existing trigger's
+	 * arguments, which the table's owner could have copied from another
+	 * table's guard.
+	 */
+	guard_id = keystore_guard_of_table(&ks, relid);
+	if (guard_id == NULL)
+	{
 		guard_id = new_guard_id();
+		keystore_register_guard(&ks, guard_id, relid);
+	}
+	if (has_guard_trigger(rel))
+		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME, table));
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -205,6 +213,7 @@ idem_unguard(PG_FUNCTION_ARGS)
 {
 	Relation	rel;
 	char	   *guard_id;
+	bool		guarded;
 	KeyStore	ks;
 
 	if (PG_ARGISNULL(0))
@@ -212,22 +221,24 @@ idem_unguard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tbl must not be null")));
 	rel = open_guarded_table(PG_GETARG_OID(0), "idem_unguard");
-	guard_id = current_guard_id(rel);
-	if (guard_id == NULL)
-	{
-		ereport(NOTICE,
-				(errmsg("table \"%s\" is not guarded, skipping",
-						RelationGetRelationName(rel))));
-		table_close(rel, NoLock);
-		PG_RETURN_VOID();
-	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME,
-					 qualified_table_name(rel)));
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
-	keystore_forget_scope(&ks, psprintf("guard:%s", guard_id));
+	guard_id = keystore_guard_of_table(&ks, RelationGetRelid(rel));
+	guarded = has_guard_trigger(rel);
+	if (guard_id == NULL && !guarded)
+		ereport(NOTICE,
+				(errmsg("table \"%s\" is not guarded, skipping",
+						RelationGetRelationName(rel))));
+	if (guarded)
+		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME,
+						 qualified_table_name(rel)));
+	if (guard_id != NULL)
+	{
+		keystore_forget_scope(&ks, psprintf("guard:%s", guard_id));
+		keystore_unregister_guard(&ks, RelationGetRelid(rel));
+	}
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
@@ -250,11 +261,12 @@ typedef struct GuardState
 } GuardState;
 
 static GuardState *
-guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
+guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 {
 	GuardState *state = (GuardState *) fcinfo->flinfo->fn_extra;
 	Trigger    *trigger = trigdata->tg_trigger;
 	Relation	rel = trigdata->tg_relation;
+	Oid			guarded;
 	MemoryContext oldcxt;
 
 	if (state != NULL)
@@ -266,6 +278,23 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
 				 errmsg("idem_guard_trigger expects %d arguments, got %d",
 						GUARD_NARGS, trigger->tgnargs),
 				 errhint("Install the guard with idem_guard().")));
+
+	/*
+	 * Trust the guard id only if the registry gives it to this table, or to
+	 * the partitioned table this partition belongs to.
+	 */
+	guarded = keystore_table_of_guard(ks, trigger->tgargs[0]);
+	if (!OidIsValid(guarded) ||
+		(guarded != RelationGetRelid(rel) &&
+		 !(rel->rd_rel->relispartition &&
+		   list_member_oid(get_partition_ancestors(RelationGetRelid(rel)),
+						   guarded))))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on relation \"%s\" is not a guard installed by idem_guard",
+						trigger->tgname, RelationGetRelationName(rel)),
+				 errdetail("Its guard id is not registered for this table."),
+				 errhint("Install guards with idem_guard().")));
 
 	oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	state = palloc0(sizeof(GuardState));
@@ -314,14 +343,21 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("idem_guard_trigger must be fired BEFORE INSERT FOR EACH ROW")));
 
-	state = guard_state(fcinfo, trigdata);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	state = guard_state(fcinfo, trigdata, &ks);
 	tuple = trigdata->tg_trigtuple;
 
 	/* NULL keys are not deduplicated, as with a unique constraint */
 	key = SPI_getvalue(tuple, RelationGetDescr(trigdata->tg_relation),
 					   state->attnum);
 	if (key == NULL)
+	{
+		if (SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
 		return PointerGetDatum(tuple);
+	}
 	if (strlen(key) > (size_t) idem_max_key_length)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -330,24 +366,19 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 				 errdetail("The key is %zu bytes; idempotency.max_key_length is %d bytes.",
 						   strlen(key), idem_max_key_length)));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	keystore_open(&ks, fcinfo->flinfo->fn_oid);
 	keystore_claim(&ks, state->scope, key, NULL,
 				   state->ttl ? state->ttl : idem_ttl_interval(idem_ttl_seconds),
 				   &claim);
+	if (!claim.claimed && !state->skip)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate key value violates idempotency guard on \"%s\"",
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errdetail("Key (%s)=(%s) was already inserted.", state->column, key),
+				 errtableconstraint(trigdata->tg_relation, GUARD_TRIGGER_NAME)));
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
-	if (claim.claimed)
-		return PointerGetDatum(tuple);
-	if (state->skip)
-		return PointerGetDatum(NULL);
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("duplicate key value violates idempotency guard on \"%s\"",
-					RelationGetRelationName(trigdata->tg_relation)),
-			 errdetail("Key (%s)=(%s) was already inserted.", state->column, key),
-			 errtableconstraint(trigdata->tg_relation, GUARD_TRIGGER_NAME)));
-	return PointerGetDatum(NULL);	/* keep compiler quiet */
+	/* a duplicate is skipped: returning NULL drops the row */
+	return claim.claimed ? PointerGetDatum(tuple) : PointerGetDatum(NULL);
 }

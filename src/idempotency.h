@@ -69,6 +69,11 @@ extern Jsonb *keystore_lookup(KeyStore *ks, const char *scope, const char *key);
 extern bool keystore_forget(KeyStore *ks, const char *scope, const char *key);
 extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
 extern int64 keystore_forget_scope(KeyStore *ks, const char *scope);
+extern char *keystore_guard_of_table(KeyStore *ks, Oid relid);
+extern Oid	keystore_table_of_guard(KeyStore *ks, const char *guard_id);
+extern void keystore_register_guard(KeyStore *ks, const char *guard_id,
+									Oid relid);
+extern void keystore_unregister_guard(KeyStore *ks, Oid relid);
 
 /* statement.c */
 extern void statement_check(const char *sql);

@@ -52,6 +52,7 @@
 #include "idempotency.h"
 
 #define KEYS_TABLE_NAME "idempotency_keys"
+#define GUARDS_TABLE_NAME "idempotency_guards"
 
 /* The extension's own statements, prepared once per backend. */
 typedef enum KeyStatement
@@ -64,19 +65,23 @@ typedef enum KeyStatement
 	KS_FORGET,
 	KS_PURGE,
 	KS_FORGET_SCOPE,
+	KS_GUARD_OF_TABLE,
+	KS_TABLE_OF_GUARD,
+	KS_GUARD_REGISTER,
+	KS_GUARD_UNREGISTER,
 	KS_NUM_STATEMENTS
 } KeyStatement;
 
 typedef struct KeyStatementDef
 {
-	const char *sql;			/* %1$s is the qualified table name */
+	const char *sql;			/* with @keys@ and @guards@ for the tables */
 	int			nargs;
 	Oid			argtypes[4];
 } KeyStatementDef;
 
 static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 	[KS_CLAIM] = {
-		"INSERT INTO %1$s AS k (scope, key, fingerprint, expires_at)"
+		"INSERT INTO @keys@ AS k (scope, key, fingerprint, expires_at)"
 		" VALUES ($1, $2, $3, pg_catalog.now() OPERATOR(pg_catalog.+) $4)"
 		" ON CONFLICT (scope, key) DO NOTHING RETURNING true",
 		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
@@ -84,13 +89,13 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 	[KS_FETCH] = {
 		"SELECT fingerprint, result,"
 		" expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-		" FROM %1$s"
+		" FROM @keys@"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
 		2, {TEXTOID, TEXTOID}
 	},
 	/* an expired key counts as absent: take it over in place */
 	[KS_RENEW] = {
-		"UPDATE %1$s SET fingerprint = $3, result = NULL,"
+		"UPDATE @keys@ SET fingerprint = $3, result = NULL,"
 		" created_at = pg_catalog.now(),"
 		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $4"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
@@ -99,33 +104,49 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
 	},
 	[KS_STORE] = {
-		"UPDATE %1$s SET result = $3"
+		"UPDATE @keys@ SET result = $3"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
 		3, {TEXTOID, TEXTOID, JSONBOID}
 	},
 	[KS_LOOKUP] = {
-		"SELECT result FROM %1$s"
+		"SELECT result FROM @keys@"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
 		" AND expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
 		2, {TEXTOID, TEXTOID}
 	},
 	[KS_FORGET] = {
-		"DELETE FROM %1$s"
+		"DELETE FROM @keys@"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
 		" RETURNING expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
 		2, {TEXTOID, TEXTOID}
 	},
 	/* SKIP LOCKED: two purges at once split the work instead of queueing */
 	[KS_PURGE] = {
-		"DELETE FROM %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-		" SELECT ctid FROM %1$s"
+		"DELETE FROM @keys@ WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+		" SELECT ctid FROM @keys@"
 		" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 		" LIMIT $1 FOR UPDATE SKIP LOCKED))",
 		1, {INT8OID}
 	},
 	[KS_FORGET_SCOPE] = {
-		"DELETE FROM %1$s WHERE scope OPERATOR(pg_catalog.=) $1",
+		"DELETE FROM @keys@ WHERE scope OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
+	},
+	[KS_GUARD_OF_TABLE] = {
+		"SELECT guard_id FROM @guards@ WHERE tbl OPERATOR(pg_catalog.=) $1",
+		1, {OIDOID}
+	},
+	[KS_TABLE_OF_GUARD] = {
+		"SELECT tbl FROM @guards@ WHERE guard_id OPERATOR(pg_catalog.=) $1",
+		1, {TEXTOID}
+	},
+	[KS_GUARD_REGISTER] = {
+		"INSERT INTO @guards@ (guard_id, tbl) VALUES ($1, $2)",
+		2, {TEXTOID, OIDOID}
+	},
+	[KS_GUARD_UNREGISTER] = {
+		"DELETE FROM @guards@ WHERE tbl OPERATOR(pg_catalog.=) $1",
+		1, {OIDOID}
 	},
 };
 
@@ -179,6 +200,30 @@ keystore_role_scope(void)
 	return psprintf("role:%s", GetUserNameFromId(GetUserId(), false));
 }
 
+/* Append a statement template with its table names filled in. */
+static void
+append_statement(StringInfo buf, const char *template, const char *keys,
+				 const char *guards)
+{
+	const char *p = template;
+
+	while (*p)
+	{
+		if (strncmp(p, "@keys@", 6) == 0)
+		{
+			appendStringInfoString(buf, keys);
+			p += 6;
+		}
+		else if (strncmp(p, "@guards@", 8) == 0)
+		{
+			appendStringInfoString(buf, guards);
+			p += 8;
+		}
+		else
+			appendStringInfoChar(buf, *p++);
+	}
+}
+
 /*
  * Run one of our own statements as the owner of the keys table.  Errors
  * restore the caller's user id through transaction abort.
@@ -199,14 +244,14 @@ run_as_owner(KeyStore *ks, KeyStatement which, Datum *values,
 	if (cached_plans[which] == NULL)
 	{
 		const KeyStatementDef *def = &key_statements[which];
-		char	   *table;
+		char	   *schema = get_namespace_name(get_rel_namespace(ks->relid));
 		StringInfoData sql;
 		SPIPlanPtr	plan;
 
-		table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(ks->relid)),
-										   KEYS_TABLE_NAME);
 		initStringInfo(&sql);
-		appendStringInfo(&sql, def->sql, table);
+		append_statement(&sql, def->sql,
+						 quote_qualified_identifier(schema, KEYS_TABLE_NAME),
+						 quote_qualified_identifier(schema, GUARDS_TABLE_NAME));
 		plan = SPI_prepare(sql.data, def->nargs, (Oid *) def->argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -448,4 +493,62 @@ keystore_forget_scope(KeyStore *ks, const char *scope)
 	values[0] = CStringGetTextDatum(scope);
 	run_as_owner(ks, KS_FORGET_SCOPE, values, NULL, SPI_OK_DELETE);
 	return (int64) SPI_processed;
+}
+
+/*
+ * The guards registry: which table each guard id belongs to.  Only
+ * idem_guard writes it, as the extension's owner, after checking that the
+ * caller owns the table; the guard trigger trusts its id argument only if
+ * the registry gives it to the trigger's table.  Trigger arguments are
+ * readable by everyone, so without this any role could point a trigger of
+ * its own at another table's guard scope.
+ */
+
+/* The guard id registered for a table, or NULL. */
+char *
+keystore_guard_of_table(KeyStore *ks, Oid relid)
+{
+	Datum		values[1];
+
+	values[0] = ObjectIdGetDatum(relid);
+	run_as_owner(ks, KS_GUARD_OF_TABLE, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/* The table a guard id is registered for, or InvalidOid. */
+Oid
+keystore_table_of_guard(KeyStore *ks, const char *guard_id)
+{
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(guard_id);
+	run_as_owner(ks, KS_TABLE_OF_GUARD, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return InvalidOid;
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Register a guard id for a table, replacing whatever was registered. */
+void
+keystore_register_guard(KeyStore *ks, const char *guard_id, Oid relid)
+{
+	Datum		values[2];
+
+	keystore_unregister_guard(ks, relid);
+	values[0] = CStringGetTextDatum(guard_id);
+	values[1] = ObjectIdGetDatum(relid);
+	run_as_owner(ks, KS_GUARD_REGISTER, values, NULL, SPI_OK_INSERT);
+}
+
+void
+keystore_unregister_guard(KeyStore *ks, Oid relid)
+{
+	Datum		values[1];
+
+	values[0] = ObjectIdGetDatum(relid);
+	run_as_owner(ks, KS_GUARD_UNREGISTER, values, NULL, SPI_OK_DELETE);
 }
