@@ -38,6 +38,7 @@ typedef struct ParamTypeInfo
 	Oid			type;
 	FmgrInfo	outfunc;
 	char	   *name;
+	bool		canonical;		/* text form depends on settings */
 } ParamTypeInfo;
 
 typedef struct CallSiteCache
@@ -72,6 +73,7 @@ param_type_info(FmgrInfo *flinfo, int slot, Oid type, int nslots)
 		info->name = MemoryContextStrdup(flinfo->fn_mcxt,
 										 format_type_extended(type, -1,
 															  FORMAT_TYPE_FORCE_QUALIFY));
+		info->canonical = canonical_output_needed(type);
 		info->type = type;
 	}
 	return info;
@@ -85,6 +87,7 @@ set_arg(RequestArgs *args, int i, ParamTypeInfo *info, Datum value, bool isnull)
 	args->nulls[i] = isnull ? 'n' : ' ';
 	args->outfuncs[i] = &info->outfunc;	/* shared: keeps its fn_extra cache */
 	args->typenames[i] = info->name;
+	args->canonical |= info->canonical;
 }
 
 static void
@@ -93,6 +96,7 @@ alloc_args(RequestArgs *args, int nargs)
 	int			n = Max(nargs, 1);
 
 	args->nargs = nargs;
+	args->canonical = false;
 	args->types = palloc(sizeof(Oid) * n);
 	args->values = palloc(sizeof(Datum) * n);
 	args->nulls = palloc(sizeof(char) * n);

@@ -7,8 +7,8 @@
  * A retry must send the same statement with equal arguments of the same
  * types.  Each argument contributes its schema-qualified type name (not its
  * OID, which pg_dump/pg_restore does not keep for user-defined types) and its
- * text form; every part is length-prefixed so no two requests can hash the
- * same bytes.
+ * text form under fixed output settings (canonical.c); every part is
+ * length-prefixed so no two requests can hash the same bytes.
  *
  * src/fingerprint.c
  *
@@ -37,6 +37,7 @@ idem_fingerprint(const char *sql, const RequestArgs *args)
 	pg_cryptohash_ctx *ctx;
 	bytea	   *result;
 	uint32		nargs = args->nargs;
+	int			nestlevel = 0;
 	int			i;
 
 	ctx = pg_cryptohash_create(PG_SHA256);
@@ -46,6 +47,8 @@ idem_fingerprint(const char *sql, const RequestArgs *args)
 
 	hash_part(ctx, sql, strlen(sql));
 	hash_part(ctx, &nargs, sizeof(nargs));
+	if (args->canonical)
+		nestlevel = canonical_output_begin();
 	for (i = 0; i < args->nargs; i++)
 	{
 		const char *typname = args->typenames[i];
@@ -63,6 +66,8 @@ idem_fingerprint(const char *sql, const RequestArgs *args)
 			pfree(text);
 		}
 	}
+	if (args->canonical)
+		canonical_output_end(nestlevel);
 
 	result = palloc(VARHDRSZ + IDEM_FINGERPRINT_LEN);
 	SET_VARSIZE(result, VARHDRSZ + IDEM_FINGERPRINT_LEN);

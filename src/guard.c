@@ -4,7 +4,7 @@
  *	  The dedup guard: idem_guard, idem_unguard and the BEFORE INSERT row
  *	  trigger that claims each inserted row's key.
  *
- * A guard is a trigger named idempotency_guard whose arguments are
+ * A guard is a trigger named zz_idempotency_guard whose arguments are
  *	  (guard id, key column, ttl or '', on_duplicate)
  * The guard id is a random UUID chosen when the table is first guarded; its
  * keys live in scope 'guard:<id>' of the keys table.  Keeping the id in the
@@ -27,6 +27,8 @@
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -41,24 +43,67 @@ PG_FUNCTION_INFO_V1(idem_guard);
 PG_FUNCTION_INFO_V1(idem_unguard);
 PG_FUNCTION_INFO_V1(idem_guard_trigger);
 
-#define GUARD_TRIGGER_NAME	"idempotency_guard"
+/*
+ * PostgreSQL fires BEFORE triggers in name order: the guard's name sorts
+ * after the usual names so that it sees each row as the table's other
+ * BEFORE triggers leave it, and a row another trigger drops never claims a
+ * key.
+ */
+#define GUARD_TRIGGER_NAME	"zz_idempotency_guard"
 #define GUARD_NARGS			4
 
-/* Does the table have a trigger named idempotency_guard? */
-static bool
-has_guard_trigger(Relation rel)
+/* The table's trigger named GUARD_TRIGGER_NAME, or NULL. */
+static Trigger *
+guard_trigger(Relation rel)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
 	int			i;
 
 	if (trigdesc == NULL)
-		return false;
+		return NULL;
 	for (i = 0; i < trigdesc->numtriggers; i++)
 	{
 		if (strcmp(trigdesc->triggers[i].tgname, GUARD_TRIGGER_NAME) == 0)
-			return true;
+			return &trigdesc->triggers[i];
 	}
-	return false;
+	return NULL;
+}
+
+/*
+ * Is the table's trigger of our name a guard we may replace or drop?  Not
+ * if it is someone's own trigger of that name, nor if the partition got it
+ * from its guarded partitioned table.
+ */
+static bool
+is_own_guard(Relation rel, Trigger *trigger, Oid guard_fn)
+{
+	if (trigger == NULL)
+		return false;
+	if (trigger->tgfoid != guard_fn)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("trigger \"%s\" for relation \"%s\" already exists",
+						GUARD_TRIGGER_NAME, RelationGetRelationName(rel)),
+				 errdetail("It is not a dedup guard installed by idem_guard."),
+				 errhint("Rename or drop that trigger first.")));
+	if (trigger->tgisclone)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("partition \"%s\" is guarded through its partitioned table",
+						RelationGetRelationName(rel)),
+				 errhint("Call idem_guard or idem_unguard on the partitioned table.")));
+	return true;
+}
+
+/* The OID of idem_guard_trigger(), in the schema of the function called. */
+static Oid
+guard_trigger_function(Oid fn_oid)
+{
+	char	   *schema = get_namespace_name(get_func_namespace(fn_oid));
+
+	return LookupFuncName(list_make2(makeString(schema),
+									 makeString("idem_guard_trigger")),
+						  0, NULL, false);
 }
 
 /* A fresh random guard id, formatted as a UUID. */
@@ -150,6 +195,7 @@ idem_guard(PG_FUNCTION_ARGS)
 	{
 		Interval   *interval = PG_GETARG_INTERVAL_P(2);
 		Interval	zero = {0};
+		int			nestlevel;
 
 		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
 											  IntervalPGetDatum(interval),
@@ -158,8 +204,11 @@ idem_guard(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("ttl must be positive"),
 					 errhint("Pass NULL to use idempotency.ttl.")));
+		/* kept as text in the trigger: spell it the same in every session */
+		nestlevel = canonical_output_begin();
 		ttl = DatumGetCString(DirectFunctionCall1(interval_out,
 												  IntervalPGetDatum(interval)));
+		canonical_output_end(nestlevel);
 	}
 
 	rel = open_guarded_table(relid, "idem_guard");
@@ -187,7 +236,8 @@ idem_guard(PG_FUNCTION_ARGS)
 		guard_id = new_guard_id();
 		keystore_register_guard(&ks, guard_id, relid);
 	}
-	if (has_guard_trigger(rel))
+	if (is_own_guard(rel, guard_trigger(rel),
+					 guard_trigger_function(fcinfo->flinfo->fn_oid)))
 		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME, table));
 
 	initStringInfo(&sql);
@@ -226,7 +276,8 @@ idem_unguard(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
 	guard_id = keystore_guard_of_table(&ks, RelationGetRelid(rel));
-	guarded = has_guard_trigger(rel);
+	guarded = is_own_guard(rel, guard_trigger(rel),
+						   guard_trigger_function(fcinfo->flinfo->fn_oid));
 	if (guard_id == NULL && !guarded)
 		ereport(NOTICE,
 				(errmsg("table \"%s\" is not guarded, skipping",
@@ -258,6 +309,7 @@ typedef struct GuardState
 	AttrNumber	attnum;
 	Interval   *ttl;			/* NULL: idempotency.ttl at insert time */
 	bool		skip;
+	bool		canonical;		/* key's text form depends on settings */
 } GuardState;
 
 static GuardState *
@@ -317,6 +369,10 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 						state->column, RelationGetRelationName(rel)),
 				 errhint("If the column was renamed, run idem_guard again with its new name.")));
 
+	state->canonical =
+		canonical_output_needed(TupleDescAttr(RelationGetDescr(rel),
+											  state->attnum - 1)->atttypid);
+
 	fcinfo->flinfo->fn_extra = state;
 	return state;
 }
@@ -350,8 +406,17 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	tuple = trigdata->tg_trigtuple;
 
 	/* NULL keys are not deduplicated, as with a unique constraint */
-	key = SPI_getvalue(tuple, RelationGetDescr(trigdata->tg_relation),
-					   state->attnum);
+	if (state->canonical)
+	{
+		int			nestlevel = canonical_output_begin();
+
+		key = SPI_getvalue(tuple, RelationGetDescr(trigdata->tg_relation),
+						   state->attnum);
+		canonical_output_end(nestlevel);
+	}
+	else
+		key = SPI_getvalue(tuple, RelationGetDescr(trigdata->tg_relation),
+						   state->attnum);
 	if (key == NULL)
 	{
 		if (SPI_finish() != SPI_OK_FINISH)
@@ -374,7 +439,8 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate key value violates idempotency guard on \"%s\"",
 						RelationGetRelationName(trigdata->tg_relation)),
-				 errdetail("Key (%s)=(%s) was already inserted.", state->column, key),
+				 errdetail("Key (%s)=(%s) was already inserted.",
+						   quote_identifier(state->column), key),
 				 errtableconstraint(trigdata->tg_relation, GUARD_TRIGGER_NAME)));
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");

@@ -30,6 +30,11 @@ extern bool idem_wait;
 extern void idem_settings_init(void);
 extern Interval *idem_ttl_interval(int seconds);
 
+/* canonical.c */
+extern bool canonical_output_needed(Oid type);
+extern int	canonical_output_begin(void);
+extern void canonical_output_end(int nestlevel);
+
 /* The arguments bound to $1..$n of a statement, in their own types. */
 typedef struct RequestArgs
 {
@@ -39,6 +44,8 @@ typedef struct RequestArgs
 	char	   *nulls;			/* SPI convention: ' ' not null, 'n' null */
 	FmgrInfo  **outfuncs;		/* output function of each argument's type */
 	char	  **typenames;		/* schema-qualified type names, for hashing */
+	bool		canonical;		/* some argument's text form needs
+								 * canonical_output_begin() */
 } RequestArgs;
 
 /* fingerprint.c */

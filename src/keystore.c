@@ -32,6 +32,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -378,11 +379,18 @@ keystore_claim(KeyStore *ks, const char *scope, const char *key,
 						 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
 		}
 
-		run_as_owner(ks, KS_CLAIM, values, nulls, SPI_OK_INSERT_RETURNING);
-		if (SPI_processed == 1)
+		/*
+		 * A read-only transaction (or a hot standby) can still replay: look
+		 * first, and leave it to the INSERT to refuse writing a new key.
+		 */
+		if (!XactReadOnly || attempt > 0)
 		{
-			claim->claimed = true;
-			return;
+			run_as_owner(ks, KS_CLAIM, values, nulls, SPI_OK_INSERT_RETURNING);
+			if (SPI_processed == 1)
+			{
+				claim->claimed = true;
+				return;
+			}
 		}
 
 		run_as_owner(ks, KS_FETCH, values, nulls, SPI_OK_SELECT);
@@ -428,8 +436,11 @@ keystore_store_result(KeyStore *ks, const char *scope, const char *key,
 	values[2] = JsonbPGetDatum(result);
 	run_as_owner(ks, KS_STORE, values, NULL, SPI_OK_UPDATE);
 	if (SPI_processed != 1)
-		elog(ERROR, "idempotency key \"%s\" vanished before its result was stored",
-			 key);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("idempotency key \"%s\" was forgotten while its statement ran",
+						key),
+				 errdetail("The statement run under this key called idem_forget on it.")));
 }
 
 /*
