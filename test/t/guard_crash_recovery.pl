@@ -71,11 +71,15 @@ CREATE TABLE events_p2 PARTITION OF events FOR VALUES WITH (MODULUS 3, REMAINDER
 SELECT idem_guard('events', 'event_id');
 });
 
-# the guard's scope, from its trigger's first argument (the guard id)
+# the guard's scope: its id as registered for the table, which is also
+# its trigger's first argument
 my $scope = $node->safe_psql(
 	'postgres', q{
-SELECT 'guard:' || split_part(encode(tgargs, 'escape'), '\000', 1)
-FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgname = 'idempotency_guard'});
+SELECT 'guard:' || g.guard_id
+FROM idempotency_guards g
+JOIN pg_trigger t ON t.tgrelid = g.tbl AND t.tgname = 'zz_idempotency_guard'
+WHERE g.tbl = 'events'::regclass
+  AND split_part(encode(t.tgargs, 'escape'), '\000', 1) = g.guard_id});
 like($scope, qr/^guard:[0-9a-f-]{36}$/, "the guard has its own key scope ($scope)");
 
 my $tmpdir = PostgreSQL::Test::Utils::tempdir;
