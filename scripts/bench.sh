@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SC2119: lib.sh functions take optional arguments.
+# shellcheck disable=SC2119
+# Run the benchmarks (`make bench`): install what is missing, build and
+# install the extension, start a throwaway PostgreSQL cluster with the
+# settings below, then run each bench/*.sh in turn against it.
+#
+# Each bench/NAME.sh is a standalone script that finds the server through
+# PGHOST/PGPORT/PGUSER (a superuser), creates its own database, checks what
+# it measures and prints its own report; a non-zero exit fails the run.
+# Files in bench/ that do not end in .sh are helpers, not benchmarks.
+#
+# Run as root (the server runs as OS user postgres and is stopped on exit).
+#
+# Environment:
+#   BENCH=NAME[,NAME...]  run only these benchmarks (bench/NAME.sh),
+#                         e.g. BENCH=guard_copy; default: all of them
+#   BENCH_ROWS, BENCH_RUNS, ...  passed on to the benchmarks (see each one)
+#
+# The output is also written to bench/results/bench-<date>-<time>.txt.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+# Server settings for every benchmark.  Durability as on a real server
+# (fsync and full_page_writes on, overriding lib.sh's test defaults) except
+# synchronous_commit = off, which a bulk load does not wait on anyway; big
+# enough shared_buffers and WAL that checkpoints stay out of the timed
+# statements (each benchmark takes its own CHECKPOINT between runs);
+# autovacuum off so it does not wake up at random in the middle of a run.
+BENCH_SETTINGS=(
+    "# benchmark settings (scripts/bench.sh)"
+    "shared_buffers = 1GB"
+    "synchronous_commit = off"
+    "fsync = on"
+    "full_page_writes = on"
+    "max_wal_size = 4GB"
+    "checkpoint_timeout = 30min"
+    "wal_buffers = 64MB"
+    "autovacuum = off"
+)
+
+# which benchmarks
+declare -a BENCHES=()
+if [[ -n "${BENCH:-}" ]]; then
+    IFS=',' read -r -a names <<<"$BENCH"
+    for name in "${names[@]}"; do
+        name="${name%.sh}"
+        name="${name#bench/}"
+        [[ -f "bench/$name.sh" ]] || die "no benchmark bench/$name.sh (BENCH=$BENCH)"
+        BENCHES+=("bench/$name.sh")
+    done
+else
+    for f in bench/*.sh; do
+        [[ -f "$f" ]] && BENCHES+=("$f")
+    done
+fi
+((${#BENCHES[@]} > 0)) || die "no benchmarks found in bench/*.sh"
+
+ensure_deps
+build_and_install
+start_cluster "${BENCH_SETTINGS[@]}"
+
+mkdir -p bench/results
+REPORT="bench/results/bench-$(date +%Y%m%d-%H%M%S).txt"
+# The output goes to the terminal and the report file.  Wait for tee when
+# the script ends, so the report is complete before the cleanups run.
+exec 3>&1 4>&2
+exec > >(tee -a "$REPORT") 2>&1
+add_cleanup "exec 1>&3 2>&4; wait $! 2>/dev/null"
+
+echo "== bench: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+echo "== bench: running ${BENCHES[*]}"
+failed=0
+for b in "${BENCHES[@]}"; do
+    echo
+    echo "== bench: $b"
+    start=$SECONDS
+    if bash "$b"; then
+        echo "== bench: $b done in $((SECONDS - start)) s"
+    else
+        echo "== bench: $b FAILED (exit status $?) after $((SECONDS - start)) s"
+        failed=$((failed + 1))
+    fi
+done
+echo
+echo "== bench: report written to $REPORT"
+((failed == 0)) || die "$failed benchmark(s) failed"
