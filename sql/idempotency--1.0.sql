@@ -61,6 +61,37 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.idempotency_guards', '')
 REVOKE ALL ON @extschema@.idempotency_guards FROM PUBLIC;
 GRANT SELECT ON @extschema@.idempotency_guards TO PUBLIC;
 
+/*
+ * Dropping a guarded table drops its trigger; this forgets its registry row
+ * and keys too, so that a later table given the same OID (or a restore of a
+ * dump) never inherits them.
+ */
+CREATE FUNCTION @extschema@.idem_forget_dropped_guards()
+	RETURNS event_trigger
+	LANGUAGE plpgsql
+	SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	WITH gone AS (
+		DELETE FROM @extschema@.idempotency_guards g
+		USING pg_catalog.pg_event_trigger_dropped_objects() d
+		WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+		  AND d.objsubid = 0
+		  AND g.tbl::pg_catalog.oid = d.objid
+		RETURNING g.guard_id)
+	DELETE FROM @extschema@.idempotency_keys k
+	USING gone
+	WHERE k.scope = 'guard:' || gone.guard_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@.idem_forget_dropped_guards() FROM PUBLIC;
+
+CREATE EVENT TRIGGER idempotency_forget_dropped_guards ON sql_drop
+	WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION @extschema@.idem_forget_dropped_guards();
+
 CREATE FUNCTION @extschema@.idem_execute(key text, sql text)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'idem_execute'
@@ -119,3 +150,5 @@ COMMENT ON FUNCTION @extschema@.idem_unguard(regclass) IS
 	'remove the dedup guard from a table, with its keys';
 COMMENT ON FUNCTION @extschema@.idem_guard_trigger() IS
 	'trigger function of the dedup guard; install it with idem_guard';
+COMMENT ON FUNCTION @extschema@.idem_forget_dropped_guards() IS
+	'event trigger function: forget the guard registry row and keys of dropped tables';
