@@ -4,7 +4,7 @@ MODULE_big = idempotency
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
-	src/canonical.o
+	src/canonical.o src/claim.o src/plancache.o
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads test/sql and test/specs; expected output lives in ./expected

@@ -194,6 +194,60 @@ check_key(text *key_text, char **key)
 	*key = text_to_cstring(key_text);
 }
 
+/*
+ * Keys whose statements are running in this backend, innermost first: a
+ * statement that calls idem_execute again with its own key would otherwise
+ * wait for itself.  Entries live on the C stack of the calls that own them.
+ */
+typedef struct RunningKey
+{
+	const char *scope;
+	const char *key;
+	bytea	   *fingerprint;
+	struct RunningKey *outer;
+} RunningKey;
+
+static RunningKey *running_keys = NULL;
+
+static bool
+same_fingerprint(bytea *stored, bytea *fingerprint)
+{
+	return stored != NULL &&
+		VARSIZE_ANY_EXHDR(stored) == IDEM_FINGERPRINT_LEN &&
+		memcmp(VARDATA_ANY(stored), VARDATA(fingerprint),
+			   IDEM_FINGERPRINT_LEN) == 0;
+}
+
+static void
+raise_key_reused(const char *key)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_REUSED),
+			 errmsg("idempotency key \"%s\" was used with a different request",
+					key),
+			 errdetail("The statement text or its arguments differ from those first run under this key."),
+			 errhint("Use a new key for a new request.")));
+}
+
+static void
+check_not_running(const char *scope, const char *key, bytea *fingerprint)
+{
+	RunningKey *running;
+
+	for (running = running_keys; running != NULL; running = running->outer)
+	{
+		if (strcmp(running->key, key) != 0 || strcmp(running->scope, scope) != 0)
+			continue;
+		if (!same_fingerprint(running->fingerprint, fingerprint))
+			raise_key_reused(key);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("idempotency key \"%s\" is already running in this transaction",
+						key),
+				 errdetail("The statement run under this key called idem_execute with the same key.")));
+	}
+}
+
 Datum
 idem_execute(PG_FUNCTION_ARGS)
 {
@@ -203,8 +257,11 @@ idem_execute(PG_FUNCTION_ARGS)
 	char	   *scope;
 	RequestArgs args;
 	bytea	   *fingerprint;
+	volatile bool checked = false;
 	KeyStore	ks;
-	KeyClaim	claim;
+	KeyProbe	probe;
+	ClaimDecision decision;
+	RunningKey	running;
 	Jsonb	   *stored;
 	Jsonb	   *out;
 
@@ -222,48 +279,69 @@ idem_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sql must not be empty")));
-	statement_check(sql);
 	collect_args(fcinfo, &args);
+
+	/* a statement never seen here is checked before any key is touched */
+	if (!statement_cached(sql, &args))
+	{
+		statement_check(sql);
+		checked = true;
+	}
+
 	fingerprint = idem_fingerprint(sql, &args);
 	scope = keystore_role_scope();
+	check_not_running(scope, key, fingerprint);
 
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	decision = claim_key(&ks, scope, key, &probe);
+
+	if (decision == CLAIM_REPLAY)
+	{
+		if (!same_fingerprint(probe.fingerprint, fingerprint))
+			raise_key_reused(key);
+		if (probe.result == NULL)
+			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
+		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
+	}
+
+	/* run the statement; we hold the key lock (claim.c) */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	keystore_open(&ks, fcinfo->flinfo->fn_oid);
-	keystore_claim(&ks, scope, key, fingerprint,
-				   idem_ttl_interval(idem_ttl_seconds), &claim);
+	running.scope = scope;
+	running.key = key;
+	running.fingerprint = fingerprint;
+	running.outer = running_keys;
+	PG_TRY();
+	{
+		SPIPlanPtr	plan;
+		bool		transient;
 
-	if (claim.claimed)
-	{
-		stored = statement_run(sql, &args, key);
-		keystore_store_result(&ks, scope, key, stored);
+		running_keys = &running;
+		if (!checked && !statement_cached(sql, &args))
+			statement_check(sql);	/* evicted meanwhile by a nested call */
+		plan = statement_plan(sql, &args, running.outer != NULL, &transient);
+		stored = statement_run(plan, &args, key);
+		if (transient)
+			SPI_freeplan(plan);
 	}
-	else
+	PG_FINALLY();
 	{
-		if (claim.fingerprint == NULL ||
-			VARSIZE_ANY_EXHDR(claim.fingerprint) != IDEM_FINGERPRINT_LEN ||
-			memcmp(VARDATA_ANY(claim.fingerprint), VARDATA(fingerprint),
-				   IDEM_FINGERPRINT_LEN) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_IDEM_KEY_REUSED),
-					 errmsg("idempotency key \"%s\" was used with a different request",
-							key),
-					 errdetail("The statement text or its arguments differ from those first run under this key."),
-					 errhint("Use a new key for a new request.")));
-		if (claim.result == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("idempotency key \"%s\" is already running in this transaction",
-							key),
-					 errdetail("The statement run under this key called idem_execute with the same key.")));
-		stored = claim.result;
+		running_keys = running.outer;
 	}
+	PG_END_TRY();
+
+	if (decision != CLAIM_RENEW ||
+		!keystore_renew_result(&ks, scope, key, fingerprint,
+							   idem_ttl_interval(idem_ttl_seconds), stored))
+		keystore_insert_result(&ks, scope, key, fingerprint,
+							   idem_ttl_interval(idem_ttl_seconds), stored);
+	claim_release(scope, key);
 
 	/* build the answer where it outlives SPI_finish */
 	{
 		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
 
-		out = result_with_replayed(stored, !claim.claimed);
+		out = result_with_replayed(stored, false);
 		MemoryContextSwitchTo(spicxt);
 	}
 

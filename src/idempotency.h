@@ -70,8 +70,12 @@ extern char *keystore_role_scope(void);
 extern void keystore_claim(KeyStore *ks, const char *scope, const char *key,
 						   bytea *fingerprint, Interval *ttl,
 						   KeyClaim *claim);
-extern void keystore_store_result(KeyStore *ks, const char *scope,
-								  const char *key, Jsonb *result);
+extern void keystore_insert_result(KeyStore *ks, const char *scope,
+								   const char *key, bytea *fingerprint,
+								   Interval *ttl, Jsonb *result);
+extern bool keystore_renew_result(KeyStore *ks, const char *scope,
+								  const char *key, bytea *fingerprint,
+								  Interval *ttl, Jsonb *result);
 extern Jsonb *keystore_lookup(KeyStore *ks, const char *scope, const char *key);
 extern bool keystore_forget(KeyStore *ks, const char *scope, const char *key);
 extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
@@ -82,9 +86,44 @@ extern void keystore_register_guard(KeyStore *ks, const char *guard_id,
 									Oid relid);
 extern void keystore_unregister_guard(KeyStore *ks, Oid relid);
 
+/* claim.c */
+typedef enum ProbeState
+{
+	PROBE_ABSENT,
+	PROBE_IN_FLIGHT,			/* another transaction holds the row */
+	PROBE_FOUND					/* committed, or this transaction's */
+} ProbeState;
+
+typedef struct KeyProbe
+{
+	ProbeState	state;
+	TransactionId holder;		/* PROBE_IN_FLIGHT: whom to wait for */
+	bool		own;			/* PROBE_FOUND: written by this transaction */
+	bool		visible;		/* PROBE_FOUND: may be replayed here */
+	bool		expired;
+	bytea	   *fingerprint;
+	Jsonb	   *result;
+} KeyProbe;
+
+typedef enum ClaimDecision
+{
+	CLAIM_REPLAY,				/* the key is live: replay or IK001 */
+	CLAIM_INSERT,				/* absent: run, then insert its row */
+	CLAIM_RENEW					/* expired: run, then replace its row */
+} ClaimDecision;
+
+extern ClaimDecision claim_key(KeyStore *ks, const char *scope,
+							   const char *key, KeyProbe *probe);
+extern void claim_release(const char *scope, const char *key);
+
+/* plancache.c */
+extern bool statement_cached(const char *sql, const RequestArgs *args);
+extern SPIPlanPtr statement_plan(const char *sql, const RequestArgs *args,
+								 bool nested, bool *transient);
+
 /* statement.c */
 extern void statement_check(const char *sql);
-extern Jsonb *statement_run(const char *sql, const RequestArgs *args,
+extern Jsonb *statement_run(SPIPlanPtr plan, const RequestArgs *args,
 							const char *key);
 extern Jsonb *result_with_replayed(Jsonb *stored, bool replayed);
 

@@ -61,7 +61,8 @@ typedef enum KeyStatement
 	KS_CLAIM,
 	KS_FETCH,
 	KS_RENEW,
-	KS_STORE,
+	KS_INSERT_RESULT,
+	KS_RENEW_RESULT,
 	KS_LOOKUP,
 	KS_FORGET,
 	KS_PURGE,
@@ -77,7 +78,7 @@ typedef struct KeyStatementDef
 {
 	const char *sql;			/* with @keys@ and @guards@ for the tables */
 	int			nargs;
-	Oid			argtypes[4];
+	Oid			argtypes[5];
 } KeyStatementDef;
 
 static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
@@ -104,10 +105,19 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		" RETURNING true",
 		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
 	},
-	[KS_STORE] = {
-		"UPDATE @keys@ SET result = $3"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
-		3, {TEXTOID, TEXTOID, JSONBOID}
+	/* idem_execute writes its key once, with the result (see claim.c) */
+	[KS_INSERT_RESULT] = {
+		"INSERT INTO @keys@ (scope, key, fingerprint, result, expires_at)"
+		" VALUES ($1, $2, $3, $4, pg_catalog.now() OPERATOR(pg_catalog.+) $5)",
+		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
+	},
+	[KS_RENEW_RESULT] = {
+		"UPDATE @keys@ SET fingerprint = $3, result = $4,"
+		" created_at = pg_catalog.now(),"
+		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $5"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
+		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
 	},
 	[KS_LOOKUP] = {
 		"SELECT result FROM @keys@"
@@ -335,6 +345,8 @@ keystore_claim(KeyStore *ks, const char *scope, const char *key,
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			attempt;
 
+	/* the guard's claim: idem_execute claims through claim.c */
+
 	values[0] = CStringGetTextDatum(scope);
 	values[1] = CStringGetTextDatum(key);
 	values[2] = PointerGetDatum(fingerprint);
@@ -424,23 +436,38 @@ keystore_claim(KeyStore *ks, const char *scope, const char *key,
 	}
 }
 
-/* Store the result of the statement run under a key claimed just before. */
+/* Insert the key row of a statement that just ran, with its result. */
 void
-keystore_store_result(KeyStore *ks, const char *scope, const char *key,
-					  Jsonb *result)
+keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
+					   bytea *fingerprint, Interval *ttl, Jsonb *result)
 {
-	Datum		values[3];
+	Datum		values[5];
 
 	values[0] = CStringGetTextDatum(scope);
 	values[1] = CStringGetTextDatum(key);
-	values[2] = JsonbPGetDatum(result);
-	run_as_owner(ks, KS_STORE, values, NULL, SPI_OK_UPDATE);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("idempotency key \"%s\" was forgotten while its statement ran",
-						key),
-				 errdetail("The statement run under this key called idem_forget on it.")));
+	values[2] = PointerGetDatum(fingerprint);
+	values[3] = JsonbPGetDatum(result);
+	values[4] = IntervalPGetDatum(ttl);
+	run_as_owner(ks, KS_INSERT_RESULT, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Replace an expired key row with a new request's result; false if the
+ * row is gone (purged or forgotten meanwhile), and the caller inserts.
+ */
+bool
+keystore_renew_result(KeyStore *ks, const char *scope, const char *key,
+					  bytea *fingerprint, Interval *ttl, Jsonb *result)
+{
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = PointerGetDatum(fingerprint);
+	values[3] = JsonbPGetDatum(result);
+	values[4] = IntervalPGetDatum(ttl);
+	run_as_owner(ks, KS_RENEW_RESULT, values, NULL, SPI_OK_UPDATE);
+	return SPI_processed == 1;
 }
 
 /*

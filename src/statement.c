@@ -166,14 +166,13 @@ result_too_large(const char *key, Size size)
 }
 
 /*
- * Run the statement (already checked by statement_check) and return its
- * result object.  The caller is connected to SPI; the result lives in the
- * current memory context.
+ * Run the statement's plan (see statement_plan) and return its result
+ * object.  The caller is connected to SPI; the result lives in the current
+ * memory context.
  */
 Jsonb *
-statement_run(const char *sql, const RequestArgs *args, const char *key)
+statement_run(SPIPlanPtr plan, const RequestArgs *args, const char *key)
 {
-	SPIPlanPtr	plan;
 	int			rc;
 	uint64		processed;
 	SPITupleTable *tuptable;
@@ -182,10 +181,6 @@ statement_run(const char *sql, const RequestArgs *args, const char *key)
 	JsonbValue *res;
 	Jsonb	   *result;
 	Size		rows_size = 0;
-
-	plan = SPI_prepare(sql, args->nargs, args->types);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
 	rc = SPI_execute_plan(plan, args->values, args->nulls, false, 0);
 	if (rc < 0)
@@ -240,7 +235,6 @@ statement_run(const char *sql, const RequestArgs *args, const char *key)
 		result_too_large(key, VARSIZE(result));
 
 	SPI_freetuptable(tuptable);
-	SPI_freeplan(plan);
 	return result;
 }
 

@@ -2,7 +2,7 @@
 -- (keys table, functions, policy, settings), with the declared types, flags and comments.
 -- Runs in one transaction and rolls back, so it leaves nothing behind.
 BEGIN;
-SELECT plan(104);
+SELECT plan(106);
 
 -- the settings and the reserved prefix exist once the module is loaded; a fresh
 -- pg_prove session has not loaded it yet, so load it explicitly
@@ -189,9 +189,19 @@ SELECT is(
 	  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 	    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')),
 	ARRAY['idem_execute(text,text)', 'idem_execute(text,text,"any")', 'idem_forget(text)',
+	      'idem_forget_dropped_guards()',
 	      'idem_guard(regclass,name,interval,text)', 'idem_guard_trigger()',
 	      'idem_lookup(text)', 'idem_purge(bigint)', 'idem_unguard(regclass)'],
 	'the extension owns exactly these functions');
+
+-- dropping a guarded table forgets its guard: an sql_drop event trigger
+SELECT is(
+	(SELECT evtevent || ':' || evtfoid::regprocedure::text || ':' || evtenabled::text
+	   FROM pg_event_trigger WHERE evtname = 'idempotency_forget_dropped_guards'),
+	'sql_drop:idem_forget_dropped_guards():O',
+	'the sql_drop event trigger is installed and enabled');
+SELECT ok(NOT has_function_privilege('public', 'idem_forget_dropped_guards()', 'EXECUTE'),
+	'PUBLIC cannot call the event trigger function directly');
 
 -- ---------------------------------------------------------------------------
 -- settings and their defaults

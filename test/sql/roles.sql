@@ -82,8 +82,8 @@ SELECT idem_execute('b-secret', 'INSERT INTO roles_secret VALUES ($1)', 'b was h
 SELECT idem_execute('b-secret', 'INSERT INTO roles_secret VALUES ($1)', 'b was here');
 SELECT idem_lookup('b-secret') IS NULL AS nothing_recorded;
 -- ... and the statement cannot use the extension's own rights on the keys
--- table either: it sees b's rows only (3: a-only, shared-key and b-peek,
--- claimed just before the statement ran), and cannot write them
+-- table either: it sees b's rows only (2: a-only and shared-key; b-peek's
+-- own row is written after its statement ran), and cannot write them
 SELECT idem_execute('b-peek', 'SELECT count(*) AS n, min(scope) AS scope FROM idempotency_keys') -> 'rows' AS rows;
 SELECT idem_execute('b-wipe', 'DELETE FROM idempotency_keys');
 SELECT idem_execute('b-forge', 'UPDATE idempotency_keys SET result = NULL');

@@ -1,0 +1,252 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *	  Deciding, for one idem_execute call, whether to replay a stored
+ *	  result, wait for another transaction, or run the statement.
+ *
+ * The key row is written once, with its result, after the statement ran.
+ * Until then a short-lived heavyweight lock on the key (an advisory-type
+ * lock tag of our own, out of reach of pg_advisory_lock) keeps two
+ * transactions from running the same key's statement at once.  The lock is
+ * released as soon as the row is inserted: from then on the row's
+ * uncommitted xmin is what others wait for (XactLockTableWait), exactly as
+ * a unique index makes a second inserter wait.  So a transaction holds at
+ * most one such lock at a time, however many keys it writes.
+ *
+ * Probing reads the primary key index directly with a dirty snapshot, which
+ * shows rows of transactions still in flight.  What the probe finds
+ * decides:
+ *
+ *	in flight (another transaction inserted or is deleting the row):
+ *		wait for it to end, or fail with IK002 if idempotency.wait is off,
+ *		then probe again;
+ *	committed and live:
+ *		READ COMMITTED, or a row in our snapshot: replay it (or IK001);
+ *		REPEATABLE READ / SERIALIZABLE and not in our snapshot: 40001;
+ *	absent or expired:
+ *		take the key lock, probe again under it, and run the statement.
+ *
+ * The replay path takes no lock and writes nothing.
+ *
+ * src/claim.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "idempotency.h"
+
+/*
+ * field4 of our lock tags: user advisory locks use 1 and 2, so keys never
+ * collide with pg_advisory_lock() callers.
+ */
+#define IDEM_LOCKTAG_KEY	0x4944	/* "ID" */
+
+/* columns of idempotency_keys */
+#define Anum_keys_fingerprint	3
+#define Anum_keys_result		4
+#define Anum_keys_expires_at	6
+
+static void
+key_locktag(LOCKTAG *tag, const char *scope, const char *key)
+{
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) scope, strlen(scope), 0);
+	h = hash_bytes_extended((const unsigned char *) key, strlen(key), h);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 IDEM_LOCKTAG_KEY);
+}
+
+static void
+raise_in_flight(const char *key, TransactionId holder)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
+			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
+					key),
+			 TransactionIdIsValid(holder) ?
+			 errdetail("Transaction %u is running a request with this key.",
+					   holder) :
+			 errdetail("Another transaction is running a request with this key."),
+			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
+}
+
+/*
+ * Look the key up in the primary key index with a dirty snapshot.  Copies
+ * of the stored fingerprint and result go to the current memory context.
+ */
+static void
+probe_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
+{
+	Relation	rel;
+	Relation	index;
+	SnapshotData dirty;
+	ScanKeyData skey[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+
+	memset(probe, 0, sizeof(KeyProbe));
+	probe->state = PROBE_ABSENT;
+
+	rel = table_open(ks->relid, AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	InitDirtySnapshot(dirty);
+
+	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(scope));
+	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[1], F_TEXTEQ,
+						   CStringGetTextDatum(key));
+
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, &dirty, 2, 0);
+	index_rescan(scan, skey, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		HeapTuple	tuple;
+		bool		should_free;
+		TransactionId xmin;
+		bool		isnull;
+		Datum		d;
+
+		/* inserted, or being deleted, by a transaction still in flight */
+		if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+		{
+			probe->state = PROBE_IN_FLIGHT;
+			probe->holder = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+			break;
+		}
+
+		probe->state = PROBE_FOUND;
+		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+		probe->own = TransactionIdIsCurrentTransactionId(xmin);
+
+		/*
+		 * A transaction-snapshot caller may only replay rows its snapshot
+		 * sees; our own rows it always sees, even ones inserted by the
+		 * current command, which the snapshot's command id would hide.
+		 */
+		probe->visible = probe->own || !IsolationUsesXactSnapshot() ||
+			table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot());
+
+		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
+		probe->expired = !isnull &&
+			DatumGetTimestampTz(d) <= GetCurrentTransactionStartTimestamp();
+
+		d = slot_getattr(slot, Anum_keys_fingerprint, &isnull);
+		if (!isnull)
+			probe->fingerprint = DatumGetByteaPCopy(d);
+		d = slot_getattr(slot, Anum_keys_result, &isnull);
+		if (!isnull)
+			probe->result = DatumGetJsonbPCopy(d);
+
+		if (should_free)
+			heap_freetuple(tuple);
+		break;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * Decide what this call does with (scope, key).  Returns CLAIM_REPLAY with
+ * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT /
+ * CLAIM_RENEW with the key lock held: the caller runs the statement, stores
+ * its result (a new row, or over the expired one) and calls
+ * claim_release().
+ */
+ClaimDecision
+claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
+{
+	LOCKTAG		tag;
+	bool		locked = false;
+	int			attempt;
+
+	key_locktag(&tag, scope, key);
+
+	for (attempt = 0;; attempt++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (attempt >= 1000)
+			elog(ERROR, "could not claim idempotency key \"%s\" after %d attempts",
+				 key, attempt);
+
+		probe_key(ks, scope, key, probe);
+
+		if (probe->state == PROBE_IN_FLIGHT)
+		{
+			if (locked)
+			{
+				LockRelease(&tag, ExclusiveLock, false);
+				locked = false;
+			}
+			if (!idem_wait)
+				raise_in_flight(key, probe->holder);
+			XactLockTableWait(probe->holder, NULL, NULL, XLTW_None);
+			continue;
+		}
+
+		if (probe->state == PROBE_FOUND && !probe->visible)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update"),
+					 errdetail("Idempotency key \"%s\" was stored by a transaction that committed after this transaction's snapshot.",
+							   key),
+					 errhint("Retry the transaction: the retry replays the stored result.")));
+
+		if (probe->state == PROBE_FOUND && !probe->expired)
+		{
+			if (locked)
+				LockRelease(&tag, ExclusiveLock, false);
+			return CLAIM_REPLAY;
+		}
+
+		/* absent or expired: run the statement, under the key lock */
+		if (locked)
+			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
+
+		if (idem_wait)
+			(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		else if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+			raise_in_flight(key, InvalidTransactionId);
+		locked = true;
+		/* probe again: someone may have stored the key before we got here */
+	}
+}
+
+/*
+ * Release the key lock once the key row is inserted: from here on waiters
+ * wait for this transaction through the row's xmin.  An error before this
+ * point releases the lock with the (sub)transaction.
+ */
+void
+claim_release(const char *scope, const char *key)
+{
+	LOCKTAG		tag;
+
+	key_locktag(&tag, scope, key);
+	LockRelease(&tag, ExclusiveLock, false);
+}

@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * plancache.c
+ *	  Prepared plans of users' statements, kept per backend.
+ *
+ * Applications send the same few statement texts over and over; parsing
+ * and planning them on every call would cost more than running them.  Plans
+ * are kept by (statement text, argument types) with SPI_keepplan.  They
+ * stay correct on their own: PostgreSQL's plan cache re-plans a kept plan
+ * when a table it uses changes, when search_path differs from the one it
+ * was planned with, or when row-level security depends on the role.
+ *
+ * The cache holds at most STATEMENT_CACHE_SIZE plans; when full it is
+ * emptied and starts over, which keeps a workload of many one-off
+ * statement texts from growing the backend.  Plans are only ever freed
+ * when no cached plan is running (idem_execute is not nested): a nested
+ * call that finds the cache full uses a plan of its own once instead.
+ *
+ * src/plancache.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "idempotency.h"
+
+#define STATEMENT_CACHE_SIZE	256
+
+typedef struct StatementCacheEntry
+{
+	uint64		hash;			/* hash key: of the text and the types */
+	char	   *sql;
+	int			nargs;
+	Oid		   *types;
+	SPIPlanPtr	plan;
+} StatementCacheEntry;
+
+static HTAB *statement_cache = NULL;
+static MemoryContext statement_cache_cxt = NULL;
+
+static uint64
+statement_hash(const char *sql, const RequestArgs *args)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0);
+
+	if (args->nargs > 0)
+		h = hash_bytes_extended((const unsigned char *) args->types,
+								sizeof(Oid) * args->nargs, h);
+	return h;
+}
+
+static void
+statement_cache_reset(void)
+{
+	if (statement_cache != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		StatementCacheEntry *entry;
+
+		hash_seq_init(&status, statement_cache);
+		while ((entry = hash_seq_search(&status)) != NULL)
+			SPI_freeplan(entry->plan);
+		hash_destroy(statement_cache);
+		statement_cache = NULL;
+	}
+	if (statement_cache_cxt != NULL)
+		MemoryContextReset(statement_cache_cxt);
+}
+
+static bool
+entry_matches(StatementCacheEntry *entry, const char *sql,
+			  const RequestArgs *args)
+{
+	return entry->plan != NULL &&
+		entry->nargs == args->nargs &&
+		strcmp(entry->sql, sql) == 0 &&
+		(args->nargs == 0 ||
+		 memcmp(entry->types, args->types, sizeof(Oid) * args->nargs) == 0);
+}
+
+/* Has this statement been checked and prepared with these types? */
+bool
+statement_cached(const char *sql, const RequestArgs *args)
+{
+	uint64		hash;
+	StatementCacheEntry *entry;
+
+	if (statement_cache == NULL)
+		return false;
+	hash = statement_hash(sql, args);
+	entry = hash_search(statement_cache, &hash, HASH_FIND, NULL);
+	return entry != NULL && entry_matches(entry, sql, args);
+}
+
+/*
+ * The plan of this statement with these argument types; the statement is
+ * checked (statement_check) and prepared the first time.  The caller is
+ * connected to SPI, and says whether a cached plan may be running (nested);
+ * if *transient is set on return, the plan is not cached and the caller
+ * frees it after use.
+ */
+SPIPlanPtr
+statement_plan(const char *sql, const RequestArgs *args, bool nested,
+			   bool *transient)
+{
+	uint64		hash = statement_hash(sql, args);
+	StatementCacheEntry *entry;
+	bool		found;
+	SPIPlanPtr	plan;
+
+	*transient = false;
+	if (statement_cache != NULL)
+	{
+		entry = hash_search(statement_cache, &hash, HASH_FIND, NULL);
+		if (entry != NULL && entry_matches(entry, sql, args))
+			return entry->plan;
+	}
+
+	statement_check(sql);
+	plan = SPI_prepare(sql, args->nargs, args->types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+
+	/* never free a plan that may be running: use this one once */
+	if (nested && statement_cache != NULL &&
+		(hash_get_num_entries(statement_cache) >= STATEMENT_CACHE_SIZE ||
+		 hash_search(statement_cache, &hash, HASH_FIND, NULL) != NULL))
+	{
+		*transient = true;
+		return plan;
+	}
+
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	if (statement_cache != NULL &&
+		hash_get_num_entries(statement_cache) >= STATEMENT_CACHE_SIZE)
+		statement_cache_reset();
+	if (statement_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (statement_cache_cxt == NULL)
+			statement_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+														"idempotency statement cache",
+														ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(StatementCacheEntry);
+		ctl.hcxt = statement_cache_cxt;
+		statement_cache = hash_create("idempotency statement cache",
+									  STATEMENT_CACHE_SIZE, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	entry = hash_search(statement_cache, &hash, HASH_ENTER, &found);
+	if (found && entry->plan != NULL)
+		SPI_freeplan(entry->plan);	/* a hash collision: the newer wins */
+	entry->plan = NULL;
+	entry->sql = MemoryContextStrdup(statement_cache_cxt, sql);
+	entry->nargs = args->nargs;
+	entry->types = MemoryContextAlloc(statement_cache_cxt,
+									  sizeof(Oid) * Max(args->nargs, 1));
+	if (args->nargs > 0)
+		memcpy(entry->types, args->types, sizeof(Oid) * args->nargs);
+	entry->plan = plan;
+	return plan;
+}
