@@ -60,11 +60,6 @@
  */
 #define IDEM_LOCKTAG_KEY	0x4944	/* "ID" */
 
-/* columns of idempotency_keys */
-#define Anum_keys_fingerprint	3
-#define Anum_keys_result		4
-#define Anum_keys_expires_at	6
-
 static void
 key_locktag(LOCKTAG *tag, const char *scope, const char *key)
 {

@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -304,7 +305,13 @@ idem_execute(PG_FUNCTION_ARGS)
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
 	}
 
-	/* run the statement; we hold the key lock (claim.c) */
+	/*
+	 * Run the statement; we hold the key lock (claim.c).  A new key is a
+	 * write, which the executor would refuse in a read-only transaction or
+	 * on a standby: the key row is written without it, so refuse here,
+	 * before the statement runs.
+	 */
+	PreventCommandIfReadOnly("idem_execute with a new key");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	running.scope = scope;

@@ -51,7 +51,14 @@ typedef struct RequestArgs
 /* fingerprint.c */
 extern bytea *idem_fingerprint(const char *sql, const RequestArgs *args);
 
-/* keystore.c */
+/* keystore.c: columns of idempotency_keys, in the install script's order */
+#define Anum_keys_scope			1
+#define Anum_keys_key			2
+#define Anum_keys_fingerprint	3
+#define Anum_keys_result		4
+#define Anum_keys_created_at	5
+#define Anum_keys_expires_at	6
+
 typedef struct KeyStore
 {
 	Oid			relid;			/* the idempotency_keys table */

@@ -33,6 +33,7 @@
 
 #include "access/genam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -61,7 +62,6 @@ typedef enum KeyStatement
 	KS_CLAIM,
 	KS_FETCH,
 	KS_RENEW,
-	KS_INSERT_RESULT,
 	KS_RENEW_RESULT,
 	KS_LOOKUP,
 	KS_FORGET,
@@ -105,12 +105,7 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		" RETURNING true",
 		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
 	},
-	/* idem_execute writes its key once, with the result (see claim.c) */
-	[KS_INSERT_RESULT] = {
-		"INSERT INTO @keys@ (scope, key, fingerprint, result, expires_at)"
-		" VALUES ($1, $2, $3, $4, pg_catalog.now() OPERATOR(pg_catalog.+) $5)",
-		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
-	},
+	/* an expired key taken over by a new request (see claim.c) */
 	[KS_RENEW_RESULT] = {
 		"UPDATE @keys@ SET fingerprint = $3, result = $4,"
 		" created_at = pg_catalog.now(),"
@@ -436,19 +431,55 @@ keystore_claim(KeyStore *ks, const char *scope, const char *key,
 	}
 }
 
-/* Insert the key row of a statement that just ran, with its result. */
+/*
+ * Insert the key row of a statement that just ran, with its result.
+ *
+ * This is the one write of every new key, so it skips the executor: a
+ * tuple into the table through its access method and an entry into its
+ * primary key, as CatalogTupleInsert does for catalogs.  The unique check
+ * still runs (UNIQUE_CHECK_YES), so were the key lock ever bypassed, the
+ * index would make the second inserter wait or fail, never store twice.
+ * No trigger, rule or policy applies: the table is the extension's own.
+ */
 void
 keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
 					   bytea *fingerprint, Interval *ttl, Jsonb *result)
 {
-	Datum		values[5];
+	Relation	rel;
+	Relation	index;
+	IndexInfo  *index_info;
+	TupleTableSlot *slot;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		index_values[INDEX_MAX_KEYS];
+	bool		index_nulls[INDEX_MAX_KEYS] = {false};
 
-	values[0] = CStringGetTextDatum(scope);
-	values[1] = CStringGetTextDatum(key);
-	values[2] = PointerGetDatum(fingerprint);
-	values[3] = JsonbPGetDatum(result);
-	values[4] = IntervalPGetDatum(ttl);
-	run_as_owner(ks, KS_INSERT_RESULT, values, NULL, SPI_OK_INSERT);
+	rel = table_open(ks->relid, RowExclusiveLock);
+	index = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+	index_info = BuildIndexInfo(index);
+
+	slot = table_slot_create(rel, NULL);
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, false, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[Anum_keys_scope - 1] = CStringGetTextDatum(scope);
+	slot->tts_values[Anum_keys_key - 1] = CStringGetTextDatum(key);
+	slot->tts_values[Anum_keys_fingerprint - 1] = PointerGetDatum(fingerprint);
+	slot->tts_values[Anum_keys_result - 1] = JsonbPGetDatum(result);
+	slot->tts_values[Anum_keys_created_at - 1] = TimestampTzGetDatum(now);
+	slot->tts_values[Anum_keys_expires_at - 1] =
+		DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+							IntervalPGetDatum(ttl));
+	ExecStoreVirtualTuple(slot);
+
+	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+
+	index_values[0] = slot->tts_values[Anum_keys_scope - 1];
+	index_values[1] = slot->tts_values[Anum_keys_key - 1];
+	index_insert(index, index_values, index_nulls, &slot->tts_tid, rel,
+				 UNIQUE_CHECK_YES, false, index_info);
+
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
 }
 
 /*
