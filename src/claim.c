@@ -34,23 +34,11 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
-#include "access/relscan.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "access/xact.h"
 #include "common/hashfn.h"
-#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
-#include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
 #include "idempotency.h"
 
@@ -86,87 +74,6 @@ raise_in_flight(const char *key, TransactionId holder)
 }
 
 /*
- * Look the key up in the primary key index with a dirty snapshot.  Copies
- * of the stored fingerprint and result go to the current memory context.
- */
-static void
-probe_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
-{
-	Relation	rel;
-	Relation	index;
-	SnapshotData dirty;
-	ScanKeyData skey[2];
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-
-	memset(probe, 0, sizeof(KeyProbe));
-	probe->state = PROBE_ABSENT;
-
-	rel = table_open(ks->relid, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	InitDirtySnapshot(dirty);
-
-	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[0], F_TEXTEQ,
-						   CStringGetTextDatum(scope));
-	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[1], F_TEXTEQ,
-						   CStringGetTextDatum(key));
-
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, &dirty, 2, 0);
-	index_rescan(scan, skey, 2, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		HeapTuple	tuple;
-		bool		should_free;
-		TransactionId xmin;
-		bool		isnull;
-		Datum		d;
-
-		/* inserted, or being deleted, by a transaction still in flight */
-		if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
-		{
-			probe->state = PROBE_IN_FLIGHT;
-			probe->holder = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-			break;
-		}
-
-		probe->state = PROBE_FOUND;
-		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
-		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
-		probe->own = TransactionIdIsCurrentTransactionId(xmin);
-
-		/*
-		 * A transaction-snapshot caller may only replay rows its snapshot
-		 * sees; our own rows it always sees, even ones inserted by the
-		 * current command, which the snapshot's command id would hide.
-		 */
-		probe->visible = probe->own || !IsolationUsesXactSnapshot() ||
-			table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot());
-
-		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
-		probe->expired = !isnull &&
-			DatumGetTimestampTz(d) <= GetCurrentTransactionStartTimestamp();
-
-		d = slot_getattr(slot, Anum_keys_fingerprint, &isnull);
-		if (!isnull)
-			probe->fingerprint = DatumGetByteaPCopy(d);
-		d = slot_getattr(slot, Anum_keys_result, &isnull);
-		if (!isnull)
-			probe->result = DatumGetJsonbPCopy(d);
-
-		if (should_free)
-			heap_freetuple(tuple);
-		break;
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
-}
-
-/*
  * Decide what this call does with (scope, key).  Returns CLAIM_REPLAY with
  * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT /
  * CLAIM_RENEW with the key lock held: the caller runs the statement, stores
@@ -189,7 +96,7 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 			elog(ERROR, "could not claim idempotency key \"%s\" after %d attempts",
 				 key, attempt);
 
-		probe_key(ks, scope, key, probe);
+		keystore_probe(ks, scope, key, probe);
 
 		if (probe->state == PROBE_IN_FLIGHT)
 		{

@@ -119,6 +119,8 @@ typedef enum ClaimDecision
 	CLAIM_RENEW					/* expired: run, then replace its row */
 } ClaimDecision;
 
+extern void keystore_probe(KeyStore *ks, const char *scope, const char *key,
+						   KeyProbe *probe);
 extern ClaimDecision claim_key(KeyStore *ks, const char *scope,
 							   const char *key, KeyProbe *probe);
 extern void claim_release(const char *scope, const char *key);

@@ -277,11 +277,14 @@ run_as_owner(KeyStore *ks, KeyStatement which, Datum *values,
 }
 
 /*
- * Is the key held by a transaction that is still running?  A dirty snapshot
- * sees uncommitted rows and reports the inserting (or deleting) transaction.
+ * Look the key up in the primary key index with a dirty snapshot, which
+ * shows rows of transactions still in flight (see claim.c for what each
+ * outcome means).  Copies of the stored fingerprint and result go to the
+ * current memory context.
  */
-static TransactionId
-key_holder_in_flight(KeyStore *ks, const char *scope, const char *key)
+void
+keystore_probe(KeyStore *ks, const char *scope, const char *key,
+			   KeyProbe *probe)
 {
 	Relation	rel;
 	Relation	index;
@@ -289,7 +292,9 @@ key_holder_in_flight(KeyStore *ks, const char *scope, const char *key)
 	ScanKeyData skey[2];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	TransactionId holder = InvalidTransactionId;
+
+	memset(probe, 0, sizeof(KeyProbe));
+	probe->state = PROBE_ABSENT;
 
 	rel = table_open(ks->relid, AccessShareLock);
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
@@ -307,19 +312,52 @@ key_holder_in_flight(KeyStore *ks, const char *scope, const char *key)
 	index_rescan(scan, skey, 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		if (TransactionIdIsValid(dirty.xmin))
-			holder = dirty.xmin;
-		else if (TransactionIdIsValid(dirty.xmax))
-			holder = dirty.xmax;
-		if (TransactionIdIsValid(holder))
+		HeapTuple	tuple;
+		bool		should_free;
+		TransactionId xmin;
+		bool		isnull;
+		Datum		d;
+
+		/* inserted, or being deleted, by a transaction still in flight */
+		if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+		{
+			probe->state = PROBE_IN_FLIGHT;
+			probe->holder = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
 			break;
+		}
+
+		probe->state = PROBE_FOUND;
+		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+		probe->own = TransactionIdIsCurrentTransactionId(xmin);
+
+		/*
+		 * A transaction-snapshot caller may only replay rows its snapshot
+		 * sees; our own rows it always sees, even ones inserted by the
+		 * current command, which the snapshot's command id would hide.
+		 */
+		probe->visible = probe->own || !IsolationUsesXactSnapshot() ||
+			table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot());
+
+		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
+		probe->expired = !isnull &&
+			DatumGetTimestampTz(d) <= GetCurrentTransactionStartTimestamp();
+
+		d = slot_getattr(slot, Anum_keys_fingerprint, &isnull);
+		if (!isnull)
+			probe->fingerprint = DatumGetByteaPCopy(d);
+		d = slot_getattr(slot, Anum_keys_result, &isnull);
+		if (!isnull)
+			probe->result = DatumGetJsonbPCopy(d);
+
+		if (should_free)
+			heap_freetuple(tuple);
+		break;
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
-
-	return holder;
 }
 
 /*
@@ -373,16 +411,16 @@ keystore_claim(KeyStore *ks, const char *scope, const char *key,
 
 		if (!idem_wait)
 		{
-			TransactionId holder = key_holder_in_flight(ks, scope, key);
+			KeyProbe	probe;
 
-			if (TransactionIdIsValid(holder) &&
-				!TransactionIdIsCurrentTransactionId(holder))
+			keystore_probe(ks, scope, key, &probe);
+			if (probe.state == PROBE_IN_FLIGHT)
 				ereport(ERROR,
 						(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
 						 errmsg("idempotency key \"%s\" is held by another transaction in flight",
 								key),
 						 errdetail("Transaction %u is running a request with this key.",
-								   holder),
+								   probe.holder),
 						 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
 		}
 
