@@ -25,13 +25,16 @@ cd "$REPO_ROOT"
 
 # Server settings for every benchmark.  Durability as on a real server
 # (fsync and full_page_writes on, overriding lib.sh's test defaults) except
-# synchronous_commit = off, which a bulk load does not wait on anyway; big
-# enough shared_buffers and WAL that checkpoints stay out of the timed
-# statements (each benchmark takes its own CHECKPOINT between runs);
-# autovacuum off so it does not wake up at random in the middle of a run.
+# synchronous_commit = off, which a bulk load does not wait on anyway;
+# shared_buffers sized as usual for a dedicated server, a quarter of RAM
+# (BENCH_SHARED_BUFFERS overrides it); enough WAL that checkpoints stay out
+# of the timed statements (each benchmark takes its own CHECKPOINT between
+# runs); autovacuum off so it does not wake up at random in a run.
+mem_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+BENCH_SHARED_BUFFERS="${BENCH_SHARED_BUFFERS:-$((mem_kb / 4 / 1024))MB}"
 BENCH_SETTINGS=(
     "# benchmark settings (scripts/bench.sh)"
-    "shared_buffers = 1GB"
+    "shared_buffers = $BENCH_SHARED_BUFFERS"
     "synchronous_commit = off"
     "fsync = on"
     "full_page_writes = on"
