@@ -5,10 +5,12 @@
  *	  per key and replay its stored result on retries.
  *
  * Order of work, so that bad input records nothing and a replay runs
- * nothing: check the input and the statement's shape, hash the request,
- * claim the key, then either replay (same fingerprint), fail with IK001
- * (another fingerprint), or run the statement and store its result under
- * the key, all in the caller's transaction.
+ * nothing: check the input, hash the request, claim the key, then either
+ * replay (same fingerprint), fail with IK001 (another fingerprint), or
+ * check the statement's shape (the first time this backend sees it),
+ * run it and store its result under the key, all in the caller's
+ * transaction.  A replay never parses the statement: its fingerprint
+ * matches one that was checked when it ran.
  *
  * src/execute.c
  *
@@ -258,7 +260,6 @@ idem_execute(PG_FUNCTION_ARGS)
 	char	   *scope;
 	RequestArgs args;
 	bytea	   *fingerprint;
-	volatile bool checked = false;
 	KeyStore	ks;
 	KeyProbe	probe;
 	ClaimDecision decision;
@@ -281,14 +282,6 @@ idem_execute(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sql must not be empty")));
 	collect_args(fcinfo, &args);
-
-	/* a statement never seen here is checked before any key is touched */
-	if (!statement_cached(sql, &args))
-	{
-		statement_check(sql);
-		checked = true;
-	}
-
 	fingerprint = idem_fingerprint(sql, &args);
 	scope = keystore_role_scope();
 	check_not_running(scope, key, fingerprint);
@@ -324,8 +317,6 @@ idem_execute(PG_FUNCTION_ARGS)
 		bool		transient;
 
 		running_keys = &running;
-		if (!checked && !statement_cached(sql, &args))
-			statement_check(sql);	/* evicted meanwhile by a nested call */
 		plan = statement_plan(sql, &args, running.outer != NULL, &transient);
 		stored = statement_run(plan, &args, key);
 		if (transient)

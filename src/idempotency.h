@@ -126,7 +126,6 @@ extern ClaimDecision claim_key(KeyStore *ks, const char *scope,
 extern void claim_release(const char *scope, const char *key);
 
 /* plancache.c */
-extern bool statement_cached(const char *sql, const RequestArgs *args);
 extern SPIPlanPtr statement_plan(const char *sql, const RequestArgs *args,
 								 bool nested, bool *transient);
 

@@ -82,20 +82,6 @@ entry_matches(StatementCacheEntry *entry, const char *sql,
 		 memcmp(entry->types, args->types, sizeof(Oid) * args->nargs) == 0);
 }
 
-/* Has this statement been checked and prepared with these types? */
-bool
-statement_cached(const char *sql, const RequestArgs *args)
-{
-	uint64		hash;
-	StatementCacheEntry *entry;
-
-	if (statement_cache == NULL)
-		return false;
-	hash = statement_hash(sql, args);
-	entry = hash_search(statement_cache, &hash, HASH_FIND, NULL);
-	return entry != NULL && entry_matches(entry, sql, args);
-}
-
 /*
  * The plan of this statement with these argument types; the statement is
  * checked (statement_check) and prepared the first time.  The caller is
