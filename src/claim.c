@@ -59,20 +59,6 @@ key_locktag(LOCKTAG *tag, const char *scope, const char *key)
 						 IDEM_LOCKTAG_KEY);
 }
 
-static void
-raise_in_flight(const char *key, TransactionId holder)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
-			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
-					key),
-			 TransactionIdIsValid(holder) ?
-			 errdetail("Transaction %u is running a request with this key.",
-					   holder) :
-			 errdetail("Another transaction is running a request with this key."),
-			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
-}
-
 /*
  * Decide what this call does with (scope, key).  Returns CLAIM_REPLAY with
  * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT /
@@ -106,7 +92,7 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 				locked = false;
 			}
 			if (!idem_wait)
-				raise_in_flight(key, probe->holder);
+				raise_key_in_flight(key, probe->holder);
 			XactLockTableWait(probe->holder, NULL, NULL, XLTW_None);
 			continue;
 		}
@@ -133,7 +119,7 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 		if (idem_wait)
 			(void) LockAcquire(&tag, ExclusiveLock, false, false);
 		else if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-			raise_in_flight(key, InvalidTransactionId);
+			raise_key_in_flight(key, InvalidTransactionId);
 		locked = true;
 		/* probe again: someone may have stored the key before we got here */
 	}

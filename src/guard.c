@@ -309,6 +309,7 @@ typedef struct GuardState
 	AttrNumber	attnum;
 	Interval   *ttl;			/* NULL: idempotency.ttl at insert time */
 	bool		skip;
+	FmgrInfo	outfunc;		/* output function of the key's type */
 	bool		canonical;		/* key's text form depends on settings */
 } GuardState;
 
@@ -369,9 +370,16 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 						state->column, RelationGetRelationName(rel)),
 				 errhint("If the column was renamed, run idem_guard again with its new name.")));
 
-	state->canonical =
-		canonical_output_needed(TupleDescAttr(RelationGetDescr(rel),
-											  state->attnum - 1)->atttypid);
+	{
+		Oid			type = TupleDescAttr(RelationGetDescr(rel),
+										 state->attnum - 1)->atttypid;
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(type, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &state->outfunc, fcinfo->flinfo->fn_mcxt);
+		state->canonical = canonical_output_needed(type);
+	}
 
 	fcinfo->flinfo->fn_extra = state;
 	return state;
@@ -386,7 +394,9 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	char	   *key;
 	KeyStore	ks;
-	KeyClaim	claim;
+	Datum		value;
+	bool		isnull;
+	bool		claimed;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -406,23 +416,23 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	tuple = trigdata->tg_trigtuple;
 
 	/* NULL keys are not deduplicated, as with a unique constraint */
-	if (state->canonical)
-	{
-		int			nestlevel = canonical_output_begin();
-
-		key = SPI_getvalue(tuple, RelationGetDescr(trigdata->tg_relation),
-						   state->attnum);
-		canonical_output_end(nestlevel);
-	}
-	else
-		key = SPI_getvalue(tuple, RelationGetDescr(trigdata->tg_relation),
-						   state->attnum);
-	if (key == NULL)
+	value = heap_getattr(tuple, state->attnum,
+						 RelationGetDescr(trigdata->tg_relation), &isnull);
+	if (isnull)
 	{
 		if (SPI_finish() != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed");
 		return PointerGetDatum(tuple);
 	}
+	if (state->canonical)
+	{
+		int			nestlevel = canonical_output_begin();
+
+		key = OutputFunctionCall(&state->outfunc, value);
+		canonical_output_end(nestlevel);
+	}
+	else
+		key = OutputFunctionCall(&state->outfunc, value);
 	if (strlen(key) > (size_t) idem_max_key_length)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -431,10 +441,10 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 				 errdetail("The key is %zu bytes; idempotency.max_key_length is %d bytes.",
 						   strlen(key), idem_max_key_length)));
 
-	keystore_claim(&ks, state->scope, key, NULL,
-				   state->ttl ? state->ttl : idem_ttl_interval(idem_ttl_seconds),
-				   &claim);
-	if (!claim.claimed && !state->skip)
+	claimed = keystore_claim_guard_key(&ks, state->scope, key,
+									   state->ttl ? state->ttl :
+									   idem_ttl_interval(idem_ttl_seconds));
+	if (!claimed && !state->skip)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate key value violates idempotency guard on \"%s\"",
@@ -446,5 +456,5 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_finish failed");
 
 	/* a duplicate is skipped: returning NULL drops the row */
-	return claim.claimed ? PointerGetDatum(tuple) : PointerGetDatum(NULL);
+	return claimed ? PointerGetDatum(tuple) : PointerGetDatum(NULL);
 }

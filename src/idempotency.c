@@ -27,4 +27,5 @@ void
 _PG_init(void)
 {
 	idem_settings_init();
+	keystore_init();
 }

@@ -65,18 +65,12 @@ typedef struct KeyStore
 	Oid			owner;			/* its owner, who runs the extension's own SQL */
 } KeyStore;
 
-typedef struct KeyClaim
-{
-	bool		claimed;		/* true: this transaction now holds the key */
-	bytea	   *fingerprint;	/* of an existing key, else NULL */
-	Jsonb	   *result;			/* of an existing key; NULL while pending */
-} KeyClaim;
-
+extern void keystore_init(void);
 extern void keystore_open(KeyStore *ks, Oid fn_oid);
 extern char *keystore_role_scope(void);
-extern void keystore_claim(KeyStore *ks, const char *scope, const char *key,
-						   bytea *fingerprint, Interval *ttl,
-						   KeyClaim *claim);
+extern void raise_key_in_flight(const char *key, TransactionId holder);
+extern bool keystore_claim_guard_key(KeyStore *ks, const char *scope,
+									 const char *key, Interval *ttl);
 extern void keystore_insert_result(KeyStore *ks, const char *scope,
 								   const char *key, bytea *fingerprint,
 								   Interval *ttl, Jsonb *result);

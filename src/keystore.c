@@ -3,19 +3,14 @@
  * keystore.c
  *	  Claiming, storing, reading and deleting rows of idempotency_keys.
  *
- * Claiming a key is INSERT ... ON CONFLICT DO NOTHING on the primary key
- * (scope, key).  PostgreSQL's unique-index machinery then gives exactly the
- * behaviour promised for concurrent duplicates:
- *
- * - another transaction inserted the same key and is still running: the
- *   INSERT waits for it to end;
- * - it committed: READ COMMITTED skips the insert and our next query, with a
- *   fresh snapshot, sees its row (replay); REPEATABLE READ and SERIALIZABLE
- *   raise 40001 because the row is not in their snapshot;
- * - it aborted: the INSERT goes in and we hold the key.
- *
- * With idempotency.wait off we first probe the index with a dirty snapshot
- * and fail with IK002 if an in-flight transaction holds the key.
+ * idem_execute decides what to do with a key in claim.c, from a probe of
+ * the primary key index (keystore_probe), and writes the key row once, with
+ * its result (keystore_insert_result).  The dedup guard has no statement to
+ * run, so its claim (keystore_claim_guard_key) is a single
+ * INSERT ... ON CONFLICT DO NOTHING, whose unique-index wait gives the same
+ * concurrency rules: wait for an in-flight holder, then skip (READ
+ * COMMITTED) or 40001 (REPEATABLE READ, SERIALIZABLE), or insert if it
+ * aborted.
  *
  * The extension's own statements run as the owner of the keys table, the
  * way ri_triggers.c runs its queries as the owner of the referenced table:
@@ -45,6 +40,8 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -82,28 +79,27 @@ typedef struct KeyStatementDef
 } KeyStatementDef;
 
 static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
+	/* the guard's claim: one row per key, no fingerprint, no result */
 	[KS_CLAIM] = {
-		"INSERT INTO @keys@ AS k (scope, key, fingerprint, expires_at)"
-		" VALUES ($1, $2, $3, pg_catalog.now() OPERATOR(pg_catalog.+) $4)"
+		"INSERT INTO @keys@ (scope, key, expires_at)"
+		" VALUES ($1, $2, pg_catalog.now() OPERATOR(pg_catalog.+) $3)"
 		" ON CONFLICT (scope, key) DO NOTHING RETURNING true",
-		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
+		3, {TEXTOID, TEXTOID, INTERVALOID}
 	},
 	[KS_FETCH] = {
-		"SELECT fingerprint, result,"
-		" expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		"SELECT expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 		" FROM @keys@"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
 		2, {TEXTOID, TEXTOID}
 	},
 	/* an expired key counts as absent: take it over in place */
 	[KS_RENEW] = {
-		"UPDATE @keys@ SET fingerprint = $3, result = NULL,"
-		" created_at = pg_catalog.now(),"
-		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $4"
+		"UPDATE @keys@ SET created_at = pg_catalog.now(),"
+		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $3"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
 		" AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 		" RETURNING true",
-		4, {TEXTOID, TEXTOID, BYTEAOID, INTERVALOID}
+		3, {TEXTOID, TEXTOID, INTERVALOID}
 	},
 	/* an expired key taken over by a new request (see claim.c) */
 	[KS_RENEW_RESULT] = {
@@ -161,34 +157,106 @@ static Oid	cached_relid = InvalidOid;
 static SPIPlanPtr cached_plans[KS_NUM_STATEMENTS];
 
 /*
+ * Where each calling function's keys table is, and who owns it, looked up
+ * once rather than on every call; likewise the current role's scope.  An
+ * invalidation of a cached table (DROP EXTENSION, ALTER TABLE ... OWNER)
+ * empties the first cache, any change to pg_authid (a rename) the second.
+ */
+#define OPEN_CACHE_SIZE 8
+
+typedef struct OpenCacheEntry
+{
+	Oid			fn_oid;
+	Oid			relid;
+	Oid			owner;
+} OpenCacheEntry;
+
+static OpenCacheEntry open_cache[OPEN_CACHE_SIZE];
+static int	open_cache_used = 0;
+static int	open_cache_next = 0;
+
+static Oid	scope_role = InvalidOid;
+static char *scope_of_role = NULL;
+
+static void
+open_cache_invalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < open_cache_used; i++)
+	{
+		if (!OidIsValid(relid) || open_cache[i].relid == relid)
+		{
+			open_cache_used = 0;
+			open_cache_next = 0;
+			return;
+		}
+	}
+}
+
+static void
+role_scope_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	scope_role = InvalidOid;
+}
+
+void
+keystore_init(void)
+{
+	CacheRegisterRelcacheCallback(open_cache_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, role_scope_invalidate, (Datum) 0);
+}
+
+/*
  * Find the keys table of the extension whose function fn_oid is being
  * called: it lives in the same schema as the function.
  */
 void
 keystore_open(KeyStore *ks, Oid fn_oid)
 {
-	Oid			nspid = get_func_namespace(fn_oid);
-	HeapTuple	tuple;
+	OpenCacheEntry *entry = NULL;
+	int			i;
 
-	ks->relid = get_relname_relid(KEYS_TABLE_NAME, nspid);
-	if (!OidIsValid(ks->relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table \"%s\" of extension idempotency is missing",
-						KEYS_TABLE_NAME),
-				 errhint("Drop and recreate the extension.")));
+	for (i = 0; i < open_cache_used; i++)
+	{
+		if (open_cache[i].fn_oid == fn_oid)
+		{
+			entry = &open_cache[i];
+			break;
+		}
+	}
 
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(ks->relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", ks->relid);
-	ks->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
+	if (entry == NULL)
+	{
+		Oid			relid;
+		HeapTuple	tuple;
+
+		relid = get_relname_relid(KEYS_TABLE_NAME, get_func_namespace(fn_oid));
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table \"%s\" of extension idempotency is missing",
+							KEYS_TABLE_NAME),
+					 errhint("Drop and recreate the extension.")));
+		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+
+		entry = &open_cache[open_cache_next];
+		open_cache_next = (open_cache_next + 1) % OPEN_CACHE_SIZE;
+		if (open_cache_used < OPEN_CACHE_SIZE)
+			open_cache_used++;
+		entry->fn_oid = fn_oid;
+		entry->relid = relid;
+		entry->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+	}
+	ks->relid = entry->relid;
+	ks->owner = entry->owner;
 
 	/* The extension was dropped and created again: its plans are stale. */
 	if (ks->relid != cached_relid)
 	{
-		int			i;
-
 		for (i = 0; i < KS_NUM_STATEMENTS; i++)
 		{
 			if (cached_plans[i] != NULL)
@@ -199,11 +267,43 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 	}
 }
 
-/* The scope of the calling role's keys: 'role:' and the role's name. */
+/*
+ * The scope of the calling role's keys: 'role:' and the role's name.  A copy
+ * in the current memory context: a nested call as another role may replace
+ * the cached one.
+ */
 char *
 keystore_role_scope(void)
 {
-	return psprintf("role:%s", GetUserNameFromId(GetUserId(), false));
+	Oid			role = GetUserId();
+
+	if (role != scope_role)
+	{
+		char	   *scope = MemoryContextStrdup(TopMemoryContext,
+												psprintf("role:%s",
+														 GetUserNameFromId(role, false)));
+
+		if (scope_of_role != NULL)
+			pfree(scope_of_role);
+		scope_of_role = scope;
+		scope_role = role;
+	}
+	return pstrdup(scope_of_role);
+}
+
+/* IK002: the key is held by a transaction in flight (the holder if known). */
+void
+raise_key_in_flight(const char *key, TransactionId holder)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
+			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
+					key),
+			 TransactionIdIsValid(holder) ?
+			 errdetail("Transaction %u is running a request with this key.",
+					   holder) :
+			 errdetail("Another transaction is running a request with this key."),
+			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
 }
 
 /* Append a statement template with its table names filled in. */
@@ -361,48 +461,29 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 }
 
 /*
- * Claim (scope, key) for this transaction, or report the existing key.
- *
- * On return claim->claimed is true if this transaction now holds a fresh
- * row for the key (the caller runs its work and stores the result); else
- * claim->fingerprint and claim->result describe the live key, copied into
- * the caller's current memory context (which lives until SPI_finish).  A live row with a NULL result of a role
- * scope is one this very transaction claimed and has not finished.
+ * The dedup guard's claim of (scope, key): true if this transaction now
+ * holds a fresh row for the key (the guarded row goes in), false if the key
+ * is live (a duplicate, whether committed or this transaction's own).
  */
-void
-keystore_claim(KeyStore *ks, const char *scope, const char *key,
-			   bytea *fingerprint, Interval *ttl, KeyClaim *claim)
+bool
+keystore_claim_guard_key(KeyStore *ks, const char *scope, const char *key,
+						 Interval *ttl)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[3];
 	int			attempt;
-
-	/* the guard's claim: idem_execute claims through claim.c */
 
 	values[0] = CStringGetTextDatum(scope);
 	values[1] = CStringGetTextDatum(key);
-	values[2] = PointerGetDatum(fingerprint);
-	values[3] = IntervalPGetDatum(ttl);
-	if (fingerprint == NULL)
-		nulls[2] = 'n';
-
-	memset(claim, 0, sizeof(KeyClaim));
+	values[2] = IntervalPGetDatum(ttl);
 
 	/*
 	 * Each pass either claims the key, finds it live, or saw it change under
-	 * it (a holder committed, an expired key was renewed or a key forgotten
-	 * by another transaction), which READ COMMITTED resolves on the next
-	 * pass with a fresh snapshot.
+	 * it (an expired key renewed or a key deleted by another transaction),
+	 * which READ COMMITTED resolves on the next pass with a fresh snapshot.
 	 */
 	for (attempt = 0;; attempt++)
 	{
-		HeapTuple	row;
-		TupleDesc	desc;
 		bool		isnull;
-		bool		expired;
-		Datum		d;
-		MemoryContext oldcxt;
 
 		CHECK_FOR_INTERRUPTS();
 		if (attempt >= 100)
@@ -415,57 +496,24 @@ keystore_claim(KeyStore *ks, const char *scope, const char *key,
 
 			keystore_probe(ks, scope, key, &probe);
 			if (probe.state == PROBE_IN_FLIGHT)
-				ereport(ERROR,
-						(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
-						 errmsg("idempotency key \"%s\" is held by another transaction in flight",
-								key),
-						 errdetail("Transaction %u is running a request with this key.",
-								   probe.holder),
-						 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
+				raise_key_in_flight(key, probe.holder);
 		}
 
-		/*
-		 * A read-only transaction (or a hot standby) can still replay: look
-		 * first, and leave it to the INSERT to refuse writing a new key.
-		 */
-		if (!XactReadOnly || attempt > 0)
-		{
-			run_as_owner(ks, KS_CLAIM, values, nulls, SPI_OK_INSERT_RETURNING);
-			if (SPI_processed == 1)
-			{
-				claim->claimed = true;
-				return;
-			}
-		}
+		run_as_owner(ks, KS_CLAIM, values, NULL, SPI_OK_INSERT_RETURNING);
+		if (SPI_processed == 1)
+			return true;
 
-		run_as_owner(ks, KS_FETCH, values, nulls, SPI_OK_SELECT);
+		run_as_owner(ks, KS_FETCH, values, NULL, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			continue;			/* deleted since the claim saw it */
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)))
+			return false;		/* live: a duplicate */
 
-		row = SPI_tuptable->vals[0];
-		desc = SPI_tuptable->tupdesc;
-		expired = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
-		if (expired)
-		{
-			run_as_owner(ks, KS_RENEW, values, nulls, SPI_OK_UPDATE_RETURNING);
-			if (SPI_processed == 1)
-			{
-				claim->claimed = true;
-				return;
-			}
-			continue;			/* renewed by someone else meanwhile */
-		}
-
-		/* a live key: copy what the caller needs out of the tuple table */
-		oldcxt = MemoryContextSwitchTo(callercxt);
-		d = SPI_getbinval(row, desc, 1, &isnull);
-		if (!isnull)
-			claim->fingerprint = DatumGetByteaPCopy(d);
-		d = SPI_getbinval(row, desc, 2, &isnull);
-		if (!isnull)
-			claim->result = DatumGetJsonbPCopy(d);
-		MemoryContextSwitchTo(oldcxt);
-		return;
+		run_as_owner(ks, KS_RENEW, values, NULL, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed == 1)
+			return true;
+		/* renewed by someone else meanwhile: look again */
 	}
 }
 
