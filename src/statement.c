@@ -238,22 +238,112 @@ statement_run(SPIPlanPtr plan, const RequestArgs *args, const char *key)
 	return result;
 }
 
-/* The stored object with "replayed" added, as idem_execute returns it. */
+/*
+ * The stored object with "replayed" added, as idem_execute returns it.
+ *
+ * Built from the stored bytes rather than through jsonb_concat, which would
+ * decode and re-encode the whole result on every replay.  An object's
+ * on-disk form is a header, one JEntry per key then one per value, the key
+ * strings, then the value data (see utils/jsonb.h).  Adding one key with a
+ * boolean value (which has no data bytes) inserts two JEntries and the
+ * eight bytes "replayed" among the key strings, in the keys' sort order
+ * (shorter first, then bytewise); every value's bytes move by 16, which
+ * keeps the int alignment numerics and containers were padded to.  The
+ * JEntries are written again, with an end offset on every
+ * JB_OFFSET_STRIDE'th as convertJsonbObject does.
+ */
 Jsonb *
 result_with_replayed(Jsonb *stored, bool replayed)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue	v;
-	JsonbValue *res;
+	static const char name[] = "replayed";
+	const uint32 namelen = sizeof(name) - 1;
+	JsonbContainer *in = &stored->root;
+	uint32		npairs = JsonContainerSize(in);
+	uint32		nout = npairs + 1;
+	uint32		pos;
+	uint32		keys_len;
+	uint32		values_len;
+	uint32		split;
+	uint32		total;
+	uint32		i;
+	const char *in_data;
+	Jsonb	   *out;
+	JEntry	   *out_entries;
+	char	   *out_data;
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_key(&state, "replayed");
-	v.type = jbvBool;
-	v.val.boolean = replayed;
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (!JsonContainerIsObject(in))
+		elog(ERROR, "stored idempotency result is not a JSON object");
 
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
-											  JsonbPGetDatum(stored),
-											  JsonbPGetDatum(JsonbValueToJsonb(res))));
+	/* where "replayed" goes among the keys: after every key that sorts first */
+	in_data = (const char *) &in->children[npairs * 2];
+	for (pos = 0; pos < npairs; pos++)
+	{
+		uint32		len = getJsonbLength(in, pos);
+		int			cmp;
+
+		if (len != namelen)
+			cmp = len < namelen ? -1 : 1;
+		else
+			cmp = memcmp(in_data + getJsonbOffset(in, pos), name, namelen);
+		if (cmp == 0)
+			elog(ERROR, "stored idempotency result already has a \"%s\" key", name);
+		if (cmp > 0)
+			break;
+	}
+	keys_len = npairs > 0 ? getJsonbOffset(in, npairs) : 0;
+	values_len = npairs > 0 ?
+		getJsonbOffset(in, 2 * npairs - 1) + getJsonbLength(in, 2 * npairs - 1) -
+		keys_len : 0;
+	split = pos < npairs ? getJsonbOffset(in, pos) : keys_len;
+
+	total = VARHDRSZ + sizeof(uint32) + 2 * nout * sizeof(JEntry) +
+		keys_len + namelen + values_len;
+	out = palloc(total);
+	SET_VARSIZE(out, total);
+	out->root.header = nout | JB_FOBJECT;
+	out_entries = out->root.children;
+	out_data = (char *) &out_entries[2 * nout];
+
+	/* the data: keys before, the new key, keys after, then every value */
+	memcpy(out_data, in_data, split);
+	memcpy(out_data + split, name, namelen);
+	memcpy(out_data + split + namelen, in_data + split, keys_len - split);
+	memcpy(out_data + keys_len + namelen, in_data + keys_len, values_len);
+
+	/* the JEntries: type bits as stored, lengths or end offsets anew */
+	{
+		uint32		end = 0;
+
+		for (i = 0; i < 2 * nout; i++)
+		{
+			uint32		type;
+			uint32		len;
+
+			if (i == pos)
+			{
+				type = JENTRY_ISSTRING;
+				len = namelen;
+			}
+			else if (i == nout + pos)
+			{
+				type = replayed ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE;
+				len = 0;
+			}
+			else
+			{
+				/* the same child of the stored object */
+				uint32		from = i < nout ? (i < pos ? i : i - 1) :
+					npairs + (i - nout < pos ? i - nout : i - nout - 1);
+
+				type = in->children[from] & JENTRY_TYPEMASK;
+				len = getJsonbLength(in, from);
+			}
+			end += len;
+			if (i % JB_OFFSET_STRIDE == 0)
+				out_entries[i] = type | JENTRY_HAS_OFF | end;
+			else
+				out_entries[i] = type | len;
+		}
+	}
+	return out;
 }
