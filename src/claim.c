@@ -24,9 +24,16 @@
  *		READ COMMITTED, or a row in our snapshot: replay it (or IK001);
  *		REPEATABLE READ / SERIALIZABLE and not in our snapshot: 40001;
  *	absent or expired:
- *		take the key lock, probe again under it, and run the statement.
+ *		run the statement, under the key lock.
  *
- * The replay path takes no lock and writes nothing.
+ * The key lock is tried (without waiting) before the first probe: if it is
+ * free, as it is unless another transaction is deciding on or running the
+ * same key, one probe under it decides.  Probing first and locking only for
+ * an absent key would need a second probe under the lock, since someone may
+ * have stored the key in between.  If the lock is busy the call probes
+ * without it, so a replay never waits behind another replay, and takes it
+ * (waiting, or IK002) only for an absent or expired key, then probes again.
+ * A read-only transaction cannot run a new key, so it only probes.
  *
  * src/claim.c
  *
@@ -75,6 +82,10 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 
 	key_locktag(&tag, scope, key);
 
+	if (!XactReadOnly &&
+		LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+		locked = true;
+
 	for (attempt = 0;; attempt++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -112,8 +123,12 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 			return CLAIM_REPLAY;
 		}
 
-		/* absent or expired: run the statement, under the key lock */
-		if (locked)
+		/*
+		 * Absent or expired: run the statement, under the key lock.  A
+		 * read-only transaction goes without it: the caller refuses the
+		 * write before anything runs.
+		 */
+		if (locked || XactReadOnly)
 			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
 
 		if (idem_wait)
