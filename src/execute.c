@@ -22,8 +22,10 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "idempotency.h"
 
@@ -32,9 +34,13 @@ PG_FUNCTION_INFO_V1(idem_execute);
 #define FIRST_PARAM_ARG 2
 
 /*
- * What one call site's argument types need, kept in fn_extra: the types
- * of a call site never change, so their output functions and names are
- * looked up once.
+ * What hashing an argument of a type needs: its output function, its
+ * schema-qualified name, whether its text form depends on settings.  Kept
+ * per backend, for the first TYPE_CACHE_SIZE types seen: fn_extra would not
+ * do, as a prepared "SELECT idem_execute(...)" gets a fresh FmgrInfo on every
+ * execution.  A change to pg_type or pg_namespace (a type or schema renamed
+ * or dropped) marks the cache stale; it is emptied at the start of the next
+ * call, never while an argument is being hashed with one of its entries.
  */
 typedef struct ParamTypeInfo
 {
@@ -44,41 +50,76 @@ typedef struct ParamTypeInfo
 	bool		canonical;		/* text form depends on settings */
 } ParamTypeInfo;
 
-typedef struct CallSiteCache
-{
-	int			ntypes;
-	ParamTypeInfo types[FLEXIBLE_ARRAY_MEMBER];
-} CallSiteCache;
+#define TYPE_CACHE_SIZE 32
 
+static ParamTypeInfo type_cache[TYPE_CACHE_SIZE];
+static int	type_cache_used = 0;
+static bool type_cache_stale = false;
+static MemoryContext type_cache_cxt = NULL;
+
+static void
+type_cache_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	type_cache_stale = true;
+}
+
+void
+execute_init(void)
+{
+	CacheRegisterSyscacheCallback(TYPEOID, type_cache_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, type_cache_invalidate, (Datum) 0);
+}
+
+static void
+type_cache_refresh(void)
+{
+	if (type_cache_cxt == NULL)
+		type_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+											   "idempotency argument types",
+											   ALLOCSET_SMALL_SIZES);
+	else if (type_cache_stale)
+	{
+		MemoryContextReset(type_cache_cxt);
+		type_cache_used = 0;
+	}
+	type_cache_stale = false;
+}
+
+/* The cached entry of type, or a new one (uncached if the cache is full). */
 static ParamTypeInfo *
-param_type_info(FmgrInfo *flinfo, int slot, Oid type, int nslots)
+param_type_info(Oid type)
 {
-	CallSiteCache *cache = (CallSiteCache *) flinfo->fn_extra;
 	ParamTypeInfo *info;
+	MemoryContext cxt;
+	Oid			outfunc;
+	bool		isvarlena;
+	int			i;
 
-	if (cache == NULL)
+	for (i = 0; i < type_cache_used; i++)
 	{
-		cache = MemoryContextAllocZero(flinfo->fn_mcxt,
-									   offsetof(CallSiteCache, types) +
-									   sizeof(ParamTypeInfo) * Max(nslots, 1));
-		cache->ntypes = Max(nslots, 1);
-		flinfo->fn_extra = cache;
+		if (type_cache[i].type == type)
+			return &type_cache[i];
 	}
-	Assert(slot < cache->ntypes);
-	info = &cache->types[slot];
-	if (info->type != type)
+	if (type_cache_used < TYPE_CACHE_SIZE)
 	{
-		Oid			outfunc;
-		bool		isvarlena;
+		info = &type_cache[type_cache_used];
+		cxt = type_cache_cxt;
+	}
+	else
+	{
+		info = palloc(sizeof(ParamTypeInfo));
+		cxt = CurrentMemoryContext;
+	}
 
-		getTypeOutputInfo(type, &outfunc, &isvarlena);
-		fmgr_info_cxt(outfunc, &info->outfunc, flinfo->fn_mcxt);
-		info->name = MemoryContextStrdup(flinfo->fn_mcxt,
-										 format_type_extended(type, -1,
-															  FORMAT_TYPE_FORCE_QUALIFY));
-		info->canonical = canonical_output_needed(type);
-		info->type = type;
-	}
+	getTypeOutputInfo(type, &outfunc, &isvarlena);
+	fmgr_info_cxt(outfunc, &info->outfunc, cxt);
+	info->name = MemoryContextStrdup(cxt,
+									 format_type_extended(type, -1,
+														  FORMAT_TYPE_FORCE_QUALIFY));
+	info->canonical = canonical_output_needed(type);
+	info->type = type;
+	if (info == &type_cache[type_cache_used])
+		type_cache_used++;		/* complete: only now can a lookup find it */
 	return info;
 }
 
@@ -118,6 +159,7 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 	int			nparams = PG_NARGS() - FIRST_PARAM_ARG;
 	int			i;
 
+	type_cache_refresh();
 	if (nparams > 0 && get_fn_expr_variadic(flinfo))
 	{
 		Oid			arraytype = get_fn_expr_argtype(flinfo, FIRST_PARAM_ARG);
@@ -150,7 +192,7 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 					 errmsg("too many arguments"),
 					 errdetail("The VARIADIC array has %d elements; at most %d can be bound.",
 							   nelems, PG_UINT16_MAX)));
-		info = param_type_info(flinfo, 0, elemtype, 1);
+		info = param_type_info(elemtype);
 		alloc_args(args, nelems);
 		for (i = 0; i < nelems; i++)
 			set_arg(args, i, info, elems[i], elemnulls[i]);
@@ -173,7 +215,7 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 			if (!isnull)
 				value = CStringGetTextDatum(DatumGetCString(value));
 		}
-		set_arg(args, i, param_type_info(flinfo, i, type, nparams),
+		set_arg(args, i, param_type_info(type),
 				value, isnull);
 	}
 }

@@ -28,4 +28,5 @@ _PG_init(void)
 {
 	idem_settings_init();
 	keystore_init();
+	execute_init();
 }

@@ -66,6 +66,7 @@ typedef struct KeyStore
 } KeyStore;
 
 extern void keystore_init(void);
+extern void execute_init(void);
 extern void keystore_open(KeyStore *ks, Oid fn_oid);
 extern char *keystore_role_scope(void);
 extern void raise_key_in_flight(const char *key, TransactionId holder);
