@@ -1,0 +1,50 @@
+-- The stored fingerprint is SHA-256 of the request's encoding: each part
+-- as its length (4 bytes, little-endian as on the machines we build for)
+-- and its bytes; the parts are the statement text, the argument count, then
+-- per argument its schema-qualified type name and "v" plus its text form, or
+-- an empty part for NULL (fingerprint.c).  Recomputed here with PostgreSQL's
+-- own sha256(), for statement texts of every length modulo the 64-byte
+-- block, so fingerprints stored by any version keep replaying.
+SET client_min_messages = warning;
+CREATE FUNCTION fp_le32(n int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT set_byte(set_byte(set_byte(set_byte('\x00000000'::bytea,
+           0, n & 255), 1, (n >> 8) & 255), 2, (n >> 16) & 255), 3, (n >> 24) & 255)
+$$;
+CREATE FUNCTION fp_part(b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT fp_le32(length(b)) || b
+$$;
+CREATE FUNCTION fp_text(t text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT fp_part(convert_to(t, 'UTF8'))
+$$;
+
+-- one text argument, statement texts of 24 to 153 bytes
+CREATE TEMP TABLE fp_calls AS
+SELECT n, 'fp-' || n AS key, 'SELECT $1::text AS v --' || repeat('x', n) AS sql
+  FROM generate_series(1, 130) AS n;
+SELECT count(idem_execute(key, sql, 'é-' || n)) AS calls FROM fp_calls;
+SELECT count(*) AS matching
+  FROM fp_calls c JOIN idempotency_keys k ON k.key = c.key
+ WHERE k.fingerprint = sha256(fp_text(c.sql) || fp_part(fp_le32(1))
+                              || fp_text('pg_catalog.text') || fp_text('v') || fp_text('é-' || c.n));
+
+-- no arguments; a NULL and a numeric; a long statement
+SELECT idem_execute('fp-none', 'SELECT 1 AS one') ->> 'replayed' AS replayed;
+SELECT fingerprint = sha256(fp_text('SELECT 1 AS one') || fp_part(fp_le32(0))) AS no_args
+  FROM idempotency_keys WHERE key = 'fp-none';
+SELECT idem_execute('fp-null', 'SELECT $1::text AS a, $2::numeric AS b', NULL::text, 100.00::numeric) ->> 'replayed' AS replayed;
+SELECT fingerprint = sha256(fp_text('SELECT $1::text AS a, $2::numeric AS b') || fp_part(fp_le32(2))
+                            || fp_text('pg_catalog.text') || fp_text('')
+                            || fp_text('numeric') || fp_text('v') || fp_text('100.00')) AS null_and_numeric
+  FROM idempotency_keys WHERE key = 'fp-null';
+SELECT idem_execute('fp-long', 'SELECT length($1) AS l --' || repeat('y', 10000), repeat('z', 5000)) -> 'rows' AS rows;
+SELECT fingerprint = sha256(fp_text('SELECT length($1) AS l --' || repeat('y', 10000)) || fp_part(fp_le32(1))
+                            || fp_text('pg_catalog.text') || fp_text('v') || fp_text(repeat('z', 5000))) AS long
+  FROM idempotency_keys WHERE key = 'fp-long';
+
+-- every one of them replays
+SELECT count(*) FILTER (WHERE idem_execute(key, sql, 'é-' || n) ->> 'replayed' = 'true') AS replayed
+  FROM fp_calls;
+
+SELECT count(*) FILTER (WHERE idem_forget(key)) AS forgotten
+  FROM (SELECT key FROM fp_calls UNION ALL VALUES ('fp-none'), ('fp-null'), ('fp-long')) AS k(key);
+DROP FUNCTION fp_text(text), fp_part(bytea), fp_le32(int);
