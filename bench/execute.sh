@@ -450,6 +450,25 @@ R_VARIANT=""
 [[ -n "$R_HOOK" ]] && R_VARIANT=" R"
 run_workload new "idem_new B0 B1_new B2_new$R_VARIANT"
 run_workload replay "idem_pick F B2_pick$R_VARIANT"
+
+# The in-server cost of a replay (bench_replay_loop in setup.sql): the same
+# replays as workload 2 from a PL/pgSQL loop, no client round trip, 5 rounds
+# alternating; median microseconds per call.
+log "== execute: in-server replay cost, 5 rounds of 200000 calls each"
+inserver_runs=$(for ((i = 1; i <= 5; i++)); do
+    q "SELECT 'idem_execute', round(bench_replay_loop('idem_execute', 200000, $REPLAY_KEYS)::numeric, 3)"
+    q "SELECT 'F', round(bench_replay_loop('F', 200000, $REPLAY_KEYS)::numeric, 3)"
+done)
+# median_of VARIANT: the median of that variant's rounds
+median_of() {
+    awk -v v="$1" '$1 == v { print $2 }' <<<"$inserver_runs" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+rounds_of() {
+    awk -v v="$1" '$1 == v { printf "%s%s", sep, $2; sep = " " }' <<<"$inserver_runs"
+}
+INSERVER=$(awk -v i="$(median_of idem_execute)" -v f="$(median_of F)" -v ri="$(rounds_of idem_execute)" -v rf="$(rounds_of F)" \
+    'BEGIN { printf "idem_execute %.2f us per call, F %.2f us: idem_execute / F time = %.2f (rounds: idem_execute %s; F %s)", i, f, i / f, ri, rf }')
+log "   $INSERVER"
 run_workload hot "idem_hot B1_hot B2_hot"
 
 # ---------------------------------------------------------------------------
@@ -685,6 +704,8 @@ echo "          so the machine's drift cancels out); it decides PASS/MISS.  of m
 echo "growth:   of medians = median TPS with the big table / median TPS of workload 1 or 2 (an earlier phase);"
 echo "          measured divides each by B0's median TPS in its own phase (B0 writes no keys: its change is"
 echo "          the machine's drift) and decides PASS/MISS."
+echo "in-server replay (no client round trip; PL/pgSQL loop, bench_replay_loop in bench/execute/setup.sql):"
+echo "          $INSERVER"
 echo "hot key:  rows == keys in every run ($HOT_KEYS keys at a time, a fresh set every 100 ms):"
 for line in "${HOT_CHECK[@]}"; do
     echo "          $line"

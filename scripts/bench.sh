@@ -62,18 +62,21 @@ if [[ "$BENCH_HUGE_PAGES" != off ]]; then
         # shared_buffers plus the rest of shared memory (wal_buffers, lock
         # tables, ...) and a margin
         hp_want=$(((sb_mb * 1024 * 105 / 100 + 512 * 1024) / hp_kb))
+        # pages free for us: another server may hold some already
+        hp_avail() { awk '/^HugePages_Free:/ { f = $2 } /^HugePages_Rsvd:/ { r = $2 } END { print f - r }' /proc/meminfo; }
         hp_before=$(cat /proc/sys/vm/nr_hugepages)
-        if ((hp_before < hp_want)); then
-            echo "$hp_want" >/proc/sys/vm/nr_hugepages
+        hp_got=$(hp_avail)
+        if ((hp_got < hp_want)); then
+            echo $((hp_before + hp_want - hp_got)) >/proc/sys/vm/nr_hugepages
             add_cleanup "echo $hp_before >/proc/sys/vm/nr_hugepages"
+            hp_got=$(hp_avail)
         fi
-        hp_got=$(cat /proc/sys/vm/nr_hugepages)
         if ((hp_got >= hp_want)); then
             BENCH_SETTINGS+=("huge_pages = on")
-            HUGE_PAGES_NOTE="huge_pages on ($hp_got pages of $hp_kb kB reserved, vm.nr_hugepages was $hp_before)"
+            HUGE_PAGES_NOTE="huge_pages on ($hp_want pages of $hp_kb kB wanted, $hp_got free; vm.nr_hugepages was $hp_before)"
         else
             BENCH_SETTINGS+=("huge_pages = try")
-            HUGE_PAGES_NOTE="huge_pages try: only $hp_got of $hp_want huge pages could be reserved (memory fragmented?)"
+            HUGE_PAGES_NOTE="huge_pages try: only $hp_got of $hp_want huge pages free (memory fragmented?)"
         fi
     else
         BENCH_SETTINGS+=("huge_pages = try")

@@ -23,3 +23,31 @@ CREATE TABLE payments_b1 (
     customer        text NOT NULL,
     amount          numeric NOT NULL
 );
+
+-- The in-server cost of a replay, without the client round trip: n replays
+-- of the preloaded keys 'rk-1' .. 'rk-<nkeys>' from a PL/pgSQL loop (which
+-- keeps both statements' plans), as idem_execute or as F's primary-key
+-- SELECT; returns microseconds per call.
+CREATE FUNCTION bench_replay_loop(variant text, n int, nkeys int) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0    timestamptz := clock_timestamp();
+    r     jsonb;
+    v_scope text := 'role:' || current_user;
+BEGIN
+    FOR i IN 1..n LOOP
+        IF variant = 'idem_execute' THEN
+            r := idem_execute('rk-' || (i % nkeys + 1),
+                              'INSERT INTO payments(customer, amount) VALUES ($1, $2) RETURNING id',
+                              'cus_1'::text, 100.00::numeric);
+        ELSE
+            SELECT k.result INTO r FROM idempotency_keys k
+             WHERE k.scope = v_scope AND k.key = 'rk-' || (i % nkeys + 1);
+        END IF;
+        IF r IS NULL THEN
+            RAISE EXCEPTION 'no stored result for key rk-%', i % nkeys + 1;
+        END IF;
+    END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
+END
+$$;
