@@ -60,6 +60,7 @@ typedef enum KeyStatement
 	KS_FETCH,
 	KS_RENEW,
 	KS_RENEW_RESULT,
+	KS_INSERT_RESULT,
 	KS_LOOKUP,
 	KS_FORGET,
 	KS_PURGE,
@@ -108,6 +109,13 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $5"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
 		" AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
+		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
+	},
+	/* a new key's row, when the table has more than its primary key */
+	[KS_INSERT_RESULT] = {
+		"INSERT INTO @keys@ (scope, key, fingerprint, result, created_at, expires_at)"
+		" VALUES ($1, $2, $3, $4, pg_catalog.now(),"
+		" pg_catalog.now() OPERATOR(pg_catalog.+) $5)",
 		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
 	},
 	[KS_LOOKUP] = {
@@ -517,6 +525,17 @@ keystore_claim_guard_key(KeyStore *ks, const char *scope, const char *key,
 	}
 }
 
+/* Is the table's primary key its only index? */
+static bool
+only_primary_key(Relation rel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	bool		only = list_length(indexes) == 1;
+
+	list_free(indexes);
+	return only;
+}
+
 /*
  * Insert the key row of a statement that just ran, with its result.
  *
@@ -525,7 +544,9 @@ keystore_claim_guard_key(KeyStore *ks, const char *scope, const char *key,
  * primary key, as CatalogTupleInsert does for catalogs.  The unique check
  * still runs (UNIQUE_CHECK_YES), so were the key lock ever bypassed, the
  * index would make the second inserter wait or fail, never store twice.
- * No trigger, rule or policy applies: the table is the extension's own.
+ * That maintains the primary key only: if someone gave the table another
+ * index (on expires_at, say, for idem_purge) or a trigger, the row goes in
+ * through an ordinary INSERT instead.  No policy applies to the owner.
  */
 void
 keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
@@ -540,6 +561,19 @@ keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
 	bool		index_nulls[INDEX_MAX_KEYS] = {false};
 
 	rel = table_open(ks->relid, RowExclusiveLock);
+	if (rel->trigdesc != NULL || !only_primary_key(rel))
+	{
+		Datum		values[5];
+
+		table_close(rel, NoLock);
+		values[0] = CStringGetTextDatum(scope);
+		values[1] = CStringGetTextDatum(key);
+		values[2] = PointerGetDatum(fingerprint);
+		values[3] = JsonbPGetDatum(result);
+		values[4] = IntervalPGetDatum(ttl);
+		run_as_owner(ks, KS_INSERT_RESULT, values, NULL, SPI_OK_INSERT);
+		return;
+	}
 	index = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
 	index_info = BuildIndexInfo(index);
 
