@@ -113,12 +113,7 @@ q() {
 # ---------------------------------------------------------------------------
 # setup: database, schema, sanity checks of every variant
 # ---------------------------------------------------------------------------
-psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
-SET client_min_messages = warning;
-DROP DATABASE IF EXISTS $DB;
-CREATE DATABASE $DB;
-SQL
-add_cleanup "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $DB' >/dev/null 2>&1"
+fresh_database "$DB"
 "${PSQL[@]}" -f "$HERE/setup.sql" -f "$HERE/b2_execute.sql"
 
 # prewarm: read every table and index of the benchmark into shared_buffers

@@ -69,12 +69,7 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -d "$DB")
 # ---------------------------------------------------------------------------
 # setup: database, extension, data
 # ---------------------------------------------------------------------------
-psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
-SET client_min_messages = warning;
-DROP DATABASE IF EXISTS $DB;
-CREATE DATABASE $DB;
-SQL
-add_cleanup "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $DB' >/dev/null 2>&1"
+fresh_database "$DB"
 
 log "== guard_copy: generating $ROWS rows ($DISTINCT distinct event_ids, $DUPS duplicates)"
 "${PSQL[@]}" <<SQL

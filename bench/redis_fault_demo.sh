@@ -48,12 +48,7 @@ INSERT_SQL='INSERT INTO payments(customer, amount) VALUES ($1, $2) RETURNING id'
 
 redis_bench_init redis_fault_demo
 
-r_psql postgres <<SQL
-SET client_min_messages = warning;
-DROP DATABASE IF EXISTS $DB;
-CREATE DATABASE $DB;
-SQL
-add_cleanup "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $DB' >/dev/null 2>&1"
+fresh_database "$DB"
 r_psql "$DB" <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION idempotency;

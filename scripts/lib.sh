@@ -16,6 +16,8 @@
 #                            PG*/PATH environment through
 #   add_cleanup 'CMD'        run CMD on exit (last added runs first); never
 #                            set your own EXIT trap, it would replace this one
+#   fresh_database NAME      (re)create database NAME on the server in PG*,
+#                            dropped again on exit (the benchmarks use it)
 #   log / die                messages on stderr
 #
 # Variables it sets: REPO_ROOT, PG_CONFIG, PG_BINDIR, and after start_cluster
@@ -247,6 +249,17 @@ start_cluster() {
     unset PGHOSTADDR PGSERVICE PGSERVICEFILE PGPASSWORD PGOPTIONS PGSSLMODE
     export PGHOST="$IDEM_PG_DIR" PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
     log "== cluster: $("$PG_BINDIR/postgres" -V) running as OS user postgres, socket dir $PGHOST, log $IDEM_PG_LOG"
+}
+
+# fresh_database NAME: an empty database NAME, dropped again on exit.
+fresh_database() {
+    local db="$1"
+    psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS $db;
+CREATE DATABASE $db;
+SQL
+    add_cleanup "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $db' >/dev/null 2>&1"
 }
 
 # stop_cluster: stop the server (fast, then immediate) and remove its dir.

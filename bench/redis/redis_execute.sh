@@ -75,12 +75,7 @@ if [[ -n "${BENCH_R_DB:-}" ]]; then
     DB="$BENCH_R_DB"
 else
     DB=idem_bench_redis
-    r_psql postgres <<SQL
-SET client_min_messages = warning;
-DROP DATABASE IF EXISTS $DB;
-CREATE DATABASE $DB;
-SQL
-    add_cleanup "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $DB' >/dev/null 2>&1"
+    fresh_database "$DB"
 fi
 r_psql "$DB" -c "CREATE TABLE IF NOT EXISTS payments(id bigserial primary key, customer text, amount numeric)"
 if [[ "$WITH_IDEM" == 1 ]]; then
