@@ -100,7 +100,6 @@ typedef struct KeyProbe
 {
 	ProbeState	state;
 	TransactionId holder;		/* PROBE_IN_FLIGHT: whom to wait for */
-	bool		own;			/* PROBE_FOUND: written by this transaction */
 	bool		visible;		/* PROBE_FOUND: may be replayed here */
 	bool		expired;
 	bytea	   *fingerprint;

@@ -420,9 +420,6 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 	index_rescan(scan, skey, 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		HeapTuple	tuple;
-		bool		should_free;
-		TransactionId xmin;
 		bool		isnull;
 		Datum		d;
 
@@ -435,17 +432,24 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 		}
 
 		probe->state = PROBE_FOUND;
-		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
-		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
-		probe->own = TransactionIdIsCurrentTransactionId(xmin);
 
 		/*
 		 * A transaction-snapshot caller may only replay rows its snapshot
 		 * sees; our own rows it always sees, even ones inserted by the
 		 * current command, which the snapshot's command id would hide.
 		 */
-		probe->visible = probe->own || !IsolationUsesXactSnapshot() ||
-			table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot());
+		probe->visible = true;
+		if (IsolationUsesXactSnapshot())
+		{
+			bool		should_free;
+			HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+			TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+
+			probe->visible = TransactionIdIsCurrentTransactionId(xmin) ||
+				table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot());
+			if (should_free)
+				heap_freetuple(tuple);
+		}
 
 		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
 		probe->expired = !isnull &&
@@ -457,9 +461,6 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 		d = slot_getattr(slot, Anum_keys_result, &isnull);
 		if (!isnull)
 			probe->result = DatumGetJsonbPCopy(d);
-
-		if (should_free)
-			heap_freetuple(tuple);
 		break;
 	}
 	index_endscan(scan);
