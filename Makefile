@@ -25,6 +25,8 @@ include $(PGXS)
 ifeq ($(shell test $(VERSION_NUM) -ge 140000; echo $$?),1)
 $(error idempotency requires PostgreSQL 14 or later)
 endif
+# PGXS tracks no header dependencies: every object includes these
+$(OBJS): src/idempotency.h src/compat.h
 else
 all install installcheck:
 	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)

@@ -526,6 +526,22 @@ keystore_claim_guard_key(KeyStore *ks, const char *scope, const char *key,
 	}
 }
 
+/* KS_INSERT_RESULT or KS_RENEW_RESULT: both take the same five values. */
+static void
+run_result_statement(KeyStore *ks, KeyStatement which, const char *scope,
+					 const char *key, bytea *fingerprint, Interval *ttl,
+					 Jsonb *result, int expected_rc)
+{
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = PointerGetDatum(fingerprint);
+	values[3] = JsonbPGetDatum(result);
+	values[4] = IntervalPGetDatum(ttl);
+	run_as_owner(ks, which, values, NULL, expected_rc);
+}
+
 /* Is the table's primary key its only index? */
 static bool
 only_primary_key(Relation rel)
@@ -564,15 +580,9 @@ keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
 	rel = table_open(ks->relid, RowExclusiveLock);
 	if (rel->trigdesc != NULL || !only_primary_key(rel))
 	{
-		Datum		values[5];
-
 		table_close(rel, NoLock);
-		values[0] = CStringGetTextDatum(scope);
-		values[1] = CStringGetTextDatum(key);
-		values[2] = PointerGetDatum(fingerprint);
-		values[3] = JsonbPGetDatum(result);
-		values[4] = IntervalPGetDatum(ttl);
-		run_as_owner(ks, KS_INSERT_RESULT, values, NULL, SPI_OK_INSERT);
+		run_result_statement(ks, KS_INSERT_RESULT, scope, key, fingerprint,
+							 ttl, result, SPI_OK_INSERT);
 		return;
 	}
 	index = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
@@ -611,14 +621,8 @@ bool
 keystore_renew_result(KeyStore *ks, const char *scope, const char *key,
 					  bytea *fingerprint, Interval *ttl, Jsonb *result)
 {
-	Datum		values[5];
-
-	values[0] = CStringGetTextDatum(scope);
-	values[1] = CStringGetTextDatum(key);
-	values[2] = PointerGetDatum(fingerprint);
-	values[3] = JsonbPGetDatum(result);
-	values[4] = IntervalPGetDatum(ttl);
-	run_as_owner(ks, KS_RENEW_RESULT, values, NULL, SPI_OK_UPDATE);
+	run_result_statement(ks, KS_RENEW_RESULT, scope, key, fingerprint, ttl,
+						 result, SPI_OK_UPDATE);
 	return SPI_processed == 1;
 }
 
