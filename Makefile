@@ -32,10 +32,14 @@ all install installcheck:
 	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)
 endif
 
-.PHONY: demo test bench
+.PHONY: demo test bench deb dist
 demo:
 	scripts/demo.sh
 test:
 	scripts/test.sh
 bench:
 	scripts/bench.sh
+deb:
+	scripts/deb.sh
+dist:
+	scripts/dist.sh

@@ -9,6 +9,10 @@
 #   isolation  pg_isolation_regress, test/specs/*.spec
 #   tap        prove, test/t/*.pl (PostgreSQL::Test::Cluster, own clusters)
 #   pgtap      pg_prove, test/pgtap/*.sql in a database with pgtap installed
+#   pgxn       prove, test/pgxn/*.pl: META.json and make dist
+#   deb        test/deb/*.sh: make deb, then the package installed into the
+#              system PostgreSQL, tested and removed; always runs last, and
+#              installs this build again afterwards
 #
 # Every suite runs, even after one fails.  A suite is skipped only when it has
 # no test files.  The last line is `suites: N passed, M failed`; the exit
@@ -16,22 +20,25 @@
 #
 # Run as root (it installs packages, installs the extension and runs the
 # tests as OS user postgres in a copy of the tree under /tmp).
-# Usage: scripts/test.sh [suite...]     (default: all four)
+# Usage: scripts/test.sh [suite...]     (default: all)
 # IDEM_KEEP_TMP=1 keeps the copy and the cluster's dir for a look afterwards.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-ALL_SUITES=(regress isolation tap pgtap)
+ALL_SUITES=(regress isolation tap pgtap pgxn deb)
 if (($# > 0)); then
-    SUITES=("$@")
-    for s in "${SUITES[@]}"; do
+    SUITES=()
+    for s in "$@"; do
         case " ${ALL_SUITES[*]} " in
             *" $s "*) ;;
             *) die "unknown suite '$s' (known: ${ALL_SUITES[*]})" ;;
         esac
+        [[ $s == deb ]] || SUITES+=("$s")
     done
+    # deb replaces the installed extension: it goes last
+    case " $* " in *" deb "*) SUITES+=(deb) ;; esac
 else
     SUITES=("${ALL_SUITES[@]}")
 fi
@@ -57,7 +64,7 @@ add_cleanup remove_work
 tar -C "$REPO_ROOT" --anchored \
     --exclude=./.git --exclude=./results --exclude=./tmp_check \
     --exclude=./tmp_check_iso --exclude=./output_iso --exclude=./log \
-    --exclude=./regression.diffs --exclude=./regression.out \
+    --exclude=./regression.diffs --exclude=./regression.out --exclude=./build \
     -cf - . | tar -C "$WORK" -xf -
 chown -R postgres:postgres "$WORK"
 chmod 700 "$WORK"
@@ -74,6 +81,8 @@ suite_files() {
         isolation) pattern='test/specs/*.spec' ;;
         tap) pattern='test/t/*.pl' ;;
         pgtap) pattern='test/pgtap/*.sql' ;;
+        pgxn) pattern='test/pgxn/*.pl' ;;
+        deb) pattern='test/deb/*.sh' ;;
     esac
     (cd "$WORK" && compgen -G "$pattern" | LC_ALL=C sort) || true
 }
@@ -171,6 +180,34 @@ run_pgtap() {
 }
 after_pgtap_failure() {
     show_server_log
+}
+
+# META.json and make dist: in the checkout itself, which git archive needs
+run_pgxn() {
+    local -a files
+    mapfile -t files < <(suite_files pgxn)
+    ensure_deps git unzip
+    (cd "$REPO_ROOT" && prove --timer "${files[@]}")
+}
+after_pgxn_failure() {
+    :
+}
+
+# The package goes into the system PostgreSQL and is removed again, taking
+# build_and_install's files with it when PG_CONFIG is the system's: install
+# them again.
+run_deb() {
+    local f rc=0
+    local -a files
+    mapfile -t files < <(suite_files deb)
+    for f in "${files[@]}"; do
+        "$REPO_ROOT/$f" || rc=1
+    done
+    (build_and_install) || rc=1
+    return "$rc"
+}
+after_deb_failure() {
+    :
 }
 
 # --- run them ------------------------------------------------------------------
