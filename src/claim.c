@@ -66,6 +66,21 @@ key_locktag(LOCKTAG *tag, const char *scope, const char *key)
 						 IDEM_LOCKTAG_KEY);
 }
 
+/* IK002: the key is held by a transaction in flight (the holder if known). */
+void
+raise_key_in_flight(const char *key, TransactionId holder)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
+			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
+					key),
+			 TransactionIdIsValid(holder) ?
+			 errdetail("Transaction %u is running a request with this key.",
+					   holder) :
+			 errdetail("Another transaction is running a request with this key."),
+			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
+}
+
 /*
  * Decide what this call does with (scope, key).  Returns CLAIM_REPLAY with
  * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT /

@@ -166,9 +166,8 @@ static SPIPlanPtr cached_plans[KS_NUM_STATEMENTS];
 
 /*
  * Where each calling function's keys table is, and who owns it, looked up
- * once rather than on every call; likewise the current role's scope.  An
- * invalidation of a cached table (DROP EXTENSION, ALTER TABLE ... OWNER)
- * empties the first cache, any change to pg_authid (a rename) the second.
+ * once rather than on every call.  An invalidation of a cached table (DROP
+ * EXTENSION, ALTER TABLE ... OWNER) empties the cache.
  */
 #define OPEN_CACHE_SIZE 8
 
@@ -182,9 +181,6 @@ typedef struct OpenCacheEntry
 static OpenCacheEntry open_cache[OPEN_CACHE_SIZE];
 static int	open_cache_used = 0;
 static int	open_cache_next = 0;
-
-static Oid	scope_role = InvalidOid;
-static char *scope_of_role = NULL;
 
 static void
 open_cache_invalidate(Datum arg, Oid relid)
@@ -202,17 +198,10 @@ open_cache_invalidate(Datum arg, Oid relid)
 	}
 }
 
-static void
-role_scope_invalidate(Datum arg, int cacheid, uint32 hashvalue)
-{
-	scope_role = InvalidOid;
-}
-
 void
 keystore_init(void)
 {
 	CacheRegisterRelcacheCallback(open_cache_invalidate, (Datum) 0);
-	CacheRegisterSyscacheCallback(AUTHOID, role_scope_invalidate, (Datum) 0);
 }
 
 /*
@@ -273,45 +262,6 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 		}
 		cached_relid = ks->relid;
 	}
-}
-
-/*
- * The scope of the calling role's keys: 'role:' and the role's name.  A copy
- * in the current memory context: a nested call as another role may replace
- * the cached one.
- */
-char *
-keystore_role_scope(void)
-{
-	Oid			role = GetUserId();
-
-	if (role != scope_role)
-	{
-		char	   *scope = MemoryContextStrdup(TopMemoryContext,
-												psprintf("role:%s",
-														 GetUserNameFromId(role, false)));
-
-		if (scope_of_role != NULL)
-			pfree(scope_of_role);
-		scope_of_role = scope;
-		scope_role = role;
-	}
-	return pstrdup(scope_of_role);
-}
-
-/* IK002: the key is held by a transaction in flight (the holder if known). */
-void
-raise_key_in_flight(const char *key, TransactionId holder)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
-			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
-					key),
-			 TransactionIdIsValid(holder) ?
-			 errdetail("Transaction %u is running a request with this key.",
-					   holder) :
-			 errdetail("Another transaction is running a request with this key."),
-			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
 }
 
 /* Append a statement template with its table names filled in. */
