@@ -21,9 +21,12 @@ typedef enum ClaimDecision
 	CLAIM_RENEW					/* expired: run, then replace its row */
 } ClaimDecision;
 
-extern ClaimDecision claim_key(KeyStore *ks, const char *scope,
+extern ClaimDecision claim_key(KeyStore *ks, const KeyScope *scope,
 							   const char *key, KeyProbe *probe);
-extern void claim_release(const char *scope, const char *key);
+extern void claim_store(KeyStore *ks, const KeyScope *scope, const char *key,
+						ClaimDecision decision, bytea *fingerprint,
+						Interval *ttl, Jsonb *result);
+extern void claim_release(const KeyScope *scope, const char *key);
 extern void raise_key_in_flight(const char *key, TransactionId holder);
 
 #endif							/* IDEMPOTENCY_CLAIM_H */

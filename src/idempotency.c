@@ -29,6 +29,5 @@ _PG_init(void)
 {
 	idem_settings_init();
 	keystore_init();
-	scope_init();
 	execute_init();
 }

@@ -16,13 +16,25 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-/* columns of idempotency_keys, in the install script's order */
-#define Anum_keys_scope			1
-#define Anum_keys_key			2
-#define Anum_keys_fingerprint	3
-#define Anum_keys_result		4
-#define Anum_keys_created_at	5
-#define Anum_keys_expires_at	6
+#include "scope.h"
+
+/* columns of idempotency_keys (1.1), in the install script's order */
+#define Anum_keys_owner			1
+#define Anum_keys_scope			2
+#define Anum_keys_key			3
+#define Anum_keys_fingerprint	4
+#define Anum_keys_result		5
+#define Anum_keys_created_at	6
+#define Anum_keys_expires_at	7
+#define Natts_keys_pkey			3	/* (owner, scope, key) */
+
+/*
+ * The expiry rule: a key past its expires_at counts as absent.  "Now" is
+ * the transaction's start, as now() in SQL.  Every SQL statement that tests
+ * expiry uses KEY_EXPIRED_SQL (or its negation); C code uses key_expired().
+ */
+#define KEY_EXPIRED_SQL "expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+extern bool key_expired(TimestampTz expires_at);
 
 typedef struct KeyStore
 {
@@ -50,20 +62,20 @@ typedef struct KeyProbe
 
 extern void keystore_init(void);
 extern void keystore_open(KeyStore *ks, Oid fn_oid);
-extern void keystore_probe(KeyStore *ks, const char *scope, const char *key,
-						   KeyProbe *probe);
-extern bool keystore_claim_guard_key(KeyStore *ks, const char *scope,
-									 const char *key, Interval *ttl);
-extern void keystore_insert_result(KeyStore *ks, const char *scope,
+extern void keystore_probe(KeyStore *ks, const KeyScope *scope,
+						   const char *key, KeyProbe *probe);
+extern void keystore_insert_result(KeyStore *ks, const KeyScope *scope,
 								   const char *key, bytea *fingerprint,
 								   Interval *ttl, Jsonb *result);
-extern bool keystore_renew_result(KeyStore *ks, const char *scope,
+extern bool keystore_renew_result(KeyStore *ks, const KeyScope *scope,
 								  const char *key, bytea *fingerprint,
 								  Interval *ttl, Jsonb *result);
-extern Jsonb *keystore_lookup(KeyStore *ks, const char *scope, const char *key);
-extern bool keystore_forget(KeyStore *ks, const char *scope, const char *key);
+extern Jsonb *keystore_lookup(KeyStore *ks, const KeyScope *scope,
+							  const char *key);
+extern bool keystore_forget(KeyStore *ks, const KeyScope *scope,
+							const char *key);
 extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
-extern int64 keystore_forget_scope(KeyStore *ks, const char *scope);
+extern int64 keystore_forget_scope(KeyStore *ks, const KeyScope *scope);
 extern char *keystore_guard_of_table(KeyStore *ks, Oid relid);
 extern Oid	keystore_table_of_guard(KeyStore *ks, const char *guard_id);
 extern void keystore_register_guard(KeyStore *ks, const char *guard_id,

@@ -117,7 +117,7 @@ SELECT idem_execute('sp-evil-role', 'INSERT INTO public.sp_t VALUES ($1) RETURNI
 SELECT idem_lookup('sp-evil-role') -> 'rows' AS rows;
 SELECT idem_forget('sp-1') AS cannot_forget_others;
 RESET search_path;
-SELECT scope, key FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key FROM idempotency_keys ORDER BY key;
 RESET ROLE;
 
 -- 4. a new session whose very first call runs under the hostile
