@@ -14,6 +14,7 @@
 
 extern bool canonical_output_needed(Oid type);
 extern int	canonical_output_begin(void);
+extern int	canonical_output_begin_1_0(void);
 extern void canonical_output_end(int nestlevel);
 
 #endif							/* IDEMPOTENCY_CANONICAL_H */

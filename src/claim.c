@@ -98,6 +98,18 @@ raise_key_in_flight(const char *key, TransactionId holder)
 			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
 }
 
+/* IK001: the key is live with another request's fingerprint. */
+void
+raise_key_reused(const char *key, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_REUSED),
+			 errmsg("idempotency key \"%s\" was used with a different request",
+					key),
+			 errdetail_internal("%s", detail),
+			 errhint("Use a new key for a new request.")));
+}
+
 /*
  * Decide what this call does with (scope, key).  Returns CLAIM_REPLAY with
  * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT /

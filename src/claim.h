@@ -28,5 +28,6 @@ extern void claim_store(KeyStore *ks, const KeyScope *scope, const char *key,
 						Interval *ttl, Jsonb *result);
 extern void claim_release(const KeyScope *scope, const char *key);
 extern void raise_key_in_flight(const char *key, TransactionId holder);
+extern void raise_key_reused(const char *key, const char *detail);
 
 #endif							/* IDEMPOTENCY_CLAIM_H */

@@ -235,26 +235,6 @@ typedef struct RunningKey
 
 static RunningKey *running_keys = NULL;
 
-static bool
-same_fingerprint(bytea *stored, bytea *fingerprint)
-{
-	return stored != NULL &&
-		VARSIZE_ANY_EXHDR(stored) == IDEM_FINGERPRINT_LEN &&
-		memcmp(VARDATA_ANY(stored), VARDATA(fingerprint),
-			   IDEM_FINGERPRINT_LEN) == 0;
-}
-
-static void
-raise_key_reused(const char *key)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_IDEM_KEY_REUSED),
-			 errmsg("idempotency key \"%s\" was used with a different request",
-					key),
-			 errdetail("The statement text or its arguments differ from those first run under this key."),
-			 errhint("Use a new key for a new request.")));
-}
-
 static void
 check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 {
@@ -264,8 +244,9 @@ check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 	{
 		if (strcmp(running->key, key) != 0 || !scope_equal(running->scope, scope))
 			continue;
-		if (!same_fingerprint(running->fingerprint, fingerprint))
-			raise_key_reused(key);
+		if (VARSIZE(running->fingerprint) != VARSIZE(fingerprint) ||
+			memcmp(running->fingerprint, fingerprint, VARSIZE(fingerprint)) != 0)
+			raise_key_reused(key, "The statement text, its arguments or the search_path differ from those first run under this key.");
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("idempotency key \"%s\" is already running in this transaction",
@@ -310,8 +291,9 @@ idem_execute(PG_FUNCTION_ARGS)
 
 	if (decision == CLAIM_REPLAY)
 	{
-		if (!same_fingerprint(probe.fingerprint, fingerprint))
-			raise_key_reused(key);
+		if (!fingerprint_statement_matches(probe.fingerprint, fingerprint,
+										   sql, &args))
+			raise_key_reused(key, "The statement text, its arguments or the search_path differ from those first run under this key.");
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));

@@ -220,6 +220,17 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 					 errmsg("table \"%s\" of extension idempotency is missing",
 							KEYS_TABLE_NAME),
 					 errhint("Drop and recreate the extension.")));
+		/*
+		 * The library of 1.1 with the tables of 1.0: the server's package
+		 * was updated, the extension in this database not yet.
+		 */
+		if (get_attnum(relid, "owner") != Anum_keys_owner)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension idempotency must be updated to version 1.1 before use"),
+					 errdetail("Table \"%s\" has the layout of an earlier version.",
+							   KEYS_TABLE_NAME),
+					 errhint("Run ALTER EXTENSION idempotency UPDATE.")));
 		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 		if (!HeapTupleIsValid(tuple))
 			elog(ERROR, "cache lookup failed for relation %u", relid);
