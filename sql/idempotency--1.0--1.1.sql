@@ -51,6 +51,22 @@ SELECT 0::pg_catalog.oid::pg_catalog.regrole,
   FROM @extschema@.idempotency_keys_1_0 k
  WHERE pg_catalog.starts_with(k.scope, 'guard:');
 
+DO $$
+DECLARE
+	orphans bigint;
+BEGIN
+	SELECT pg_catalog.count(*) INTO orphans
+	  FROM @extschema@.idempotency_keys_1_0 k
+	 WHERE NOT pg_catalog.starts_with(k.scope, 'guard:')
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+					   WHERE k.scope OPERATOR(pg_catalog.=)
+							 ('role:' OPERATOR(pg_catalog.||) r.rolname));
+	IF orphans OPERATOR(pg_catalog.>) 0 THEN
+		RAISE WARNING 'idempotency: % key(s) of roles that no longer exist were not kept', orphans;
+	END IF;
+END
+$$;
+
 /* leave pg_extension.extconfig, then go */
 ALTER EXTENSION idempotency DROP TABLE @extschema@.idempotency_keys_1_0;
 DROP TABLE @extschema@.idempotency_keys_1_0;
