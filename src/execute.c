@@ -239,6 +239,9 @@ typedef struct RunningKey
 
 static RunningKey *running_keys = NULL;
 
+static const char *const other_request =
+"The statement text, its arguments or the search_path differ from those first run under this key.";
+
 static void
 check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 {
@@ -250,7 +253,7 @@ check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 			continue;
 		if (VARSIZE(running->fingerprint) != VARSIZE(fingerprint) ||
 			memcmp(running->fingerprint, fingerprint, VARSIZE(fingerprint)) != 0)
-			raise_key_reused(key, "The statement text, its arguments or the search_path differ from those first run under this key.");
+			raise_key_reused(key, other_request);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("idempotency key \"%s\" is already running in this transaction",
@@ -299,7 +302,7 @@ idem_execute(PG_FUNCTION_ARGS)
 	{
 		if (!fingerprint_statement_matches(probe.fingerprint, fingerprint,
 										   sql, &args))
-			raise_key_reused(key, "The statement text, its arguments or the search_path differ from those first run under this key.");
+			raise_key_reused(key, other_request);
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));

@@ -9,10 +9,9 @@
  * The guard id is a random UUID chosen when the table is first guarded; its
  * keys are stored with owner 0 and scope <id> (scope.c), and claimed by the
  * one claim protocol (claim.c) with the key lock taken on the guarded
- * table.  Keeping the id in the
- * trigger's arguments, not the table's OID or name, lets the scope survive
- * ALTER TABLE ... RENAME and pg_dump/pg_restore, which keep both the trigger
- * and the keys.  A trigger on a partitioned table is cloned to every
+ * table.  Keeping the id in the trigger's arguments, not the table's OID or
+ * name, lets the scope survive ALTER TABLE ... RENAME and
+ * pg_dump/pg_restore, which keep both the trigger and the keys.  A trigger on a partitioned table is cloned to every
  * partition, present and future, with the same arguments, so one guard
  * covers them all.
  *
