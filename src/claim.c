@@ -104,7 +104,13 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 			}
 			if (!idem_wait)
 				raise_key_in_flight(key, probe->holder);
-			XactLockTableWait(probe->holder, NULL, NULL, XLTW_None);
+			{
+				instr_time	started;
+
+				INSTR_TIME_SET_CURRENT(started);
+				XactLockTableWait(probe->holder, NULL, NULL, XLTW_None);
+				idem_stats_count_wait(started);
+			}
 			continue;
 		}
 
@@ -132,7 +138,16 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
 
 		if (idem_wait)
-			(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		{
+			instr_time	started;
+
+			INSTR_TIME_SET_CURRENT(started);
+			if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+			{
+				(void) LockAcquire(&tag, ExclusiveLock, false, false);
+				idem_stats_count_wait(started);
+			}
+		}
 		else if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 			raise_key_in_flight(key, InvalidTransactionId);
 		locked = true;

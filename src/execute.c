@@ -266,6 +266,7 @@ same_fingerprint(bytea *stored, bytea *fingerprint)
 static void
 raise_key_reused(const char *key)
 {
+	idem_stats_count(IDEM_STAT_MISMATCHED, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_IDEM_KEY_REUSED),
 			 errmsg("idempotency key \"%s\" was used with a different request",
@@ -337,6 +338,7 @@ idem_execute(PG_FUNCTION_ARGS)
 			raise_key_reused(key);
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
+		idem_stats_count(IDEM_STAT_REPLAYED, 1);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
 	}
 
@@ -376,6 +378,7 @@ idem_execute(PG_FUNCTION_ARGS)
 		keystore_insert_result(&ks, scope, key, fingerprint,
 							   idem_ttl_interval(idem_ttl_seconds), stored);
 	claim_release(scope, key);
+	idem_stats_count(IDEM_STAT_EXECUTED, 1);
 
 	/* build the answer where it outlives SPI_finish */
 	{

@@ -303,6 +303,7 @@ keystore_role_scope(void)
 void
 raise_key_in_flight(const char *key, TransactionId holder)
 {
+	idem_stats_count(IDEM_STAT_IN_FLIGHT, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
 			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
