@@ -138,6 +138,26 @@ is(moved($c6, $c7), 'guard_inserted=3 guard_skipped=2',
 is($node->safe_psql('postgres', 'SELECT count(*) FROM events'), '3',
 	'the table has the rows the guard let in');
 
+# the guard waits for a concurrent holder of the same key too, then skips
+my $gholder = $node->background_psql('postgres');
+$gholder->query_safe(q{BEGIN; INSERT INTO events VALUES ('e-held', 'first')});
+my $gwaiter = $node->background_psql('postgres');
+$gwaiter->query_until(qr/waiting/,
+	"\\echo waiting\nINSERT INTO events VALUES ('e-held', 'second');\n");
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%e-held%second%'}
+) or die 'the guard waiter did not block';
+$gholder->query_safe('COMMIT');
+$gholder->quit;
+$gwaiter->query_safe('SELECT 1');
+$gwaiter->quit;
+is($node->safe_psql('postgres', q{SELECT string_agg(payload, ',') FROM events WHERE event_id = 'e-held'}),
+	'first', 'the waiting duplicate was skipped');
+my $c7g = counters();
+is(moved($c7, $c7g), 'waits=1 guard_inserted=1 guard_skipped=1',
+	'a guarded insert waiting for a holder: waits 1, the holder inserted 1, the waiter skipped 1');
+$c7 = $c7g;
+
 # purge: four keys with a 1-second TTL expire, idem_purge deletes them
 $node->safe_psql('postgres',
 	"SET idempotency.ttl = 1; SELECT idem_execute('short-' || g, 'SELECT 1') FROM generate_series(1, 4) g"
