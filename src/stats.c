@@ -200,8 +200,8 @@ idem_stats_count_wait(instr_time started)
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, started);
 	idem_stats_count(IDEM_STAT_WAITS, 1);
-	idem_stats_count(IDEM_STAT_WAIT_TIME_MS,
-					 (uint64) INSTR_TIME_GET_MILLISEC(elapsed));
+	idem_stats_count(IDEM_STAT_WAIT_TIME_US,
+					 (uint64) INSTR_TIME_GET_MICROSEC(elapsed));
 }
 
 /*
@@ -322,11 +322,17 @@ idem_stats(PG_FUNCTION_ARGS)
 		memset(nulls, false, sizeof(nulls));
 		for (i = 0; i < IDEM_STAT_COUNT; i++)
 		{
+			int64		v;
+
 			if (stats_shared == NULL)
+			{
 				nulls[i] = true;
-			else
-				values[i] = Int64GetDatum(e == NULL ? 0 :
-										  (int64) pg_atomic_read_u64(&e->counters[i]));
+				continue;
+			}
+			v = e == NULL ? 0 : (int64) pg_atomic_read_u64(&e->counters[i]);
+			if (i == IDEM_STAT_WAIT_TIME_US)
+				v /= 1000;		/* the wait_time_ms column */
+			values[i] = Int64GetDatum(v);
 		}
 		stats_key_counts(fcinfo->flinfo->fn_oid, &live, &expired, &bytes);
 		values[STATS_COL_LIVE_KEYS] = Int64GetDatum(live);

@@ -22,7 +22,8 @@ typedef enum IdemStat
 	IDEM_STAT_IN_FLIGHT,		/* IK002 */
 	IDEM_STAT_TOO_LARGE,		/* IK003 */
 	IDEM_STAT_WAITS,			/* waits for a concurrent holder */
-	IDEM_STAT_WAIT_TIME_MS,		/* ... and their total duration */
+	IDEM_STAT_WAIT_TIME_US,		/* ... and their total duration, in
+								 * microseconds (the view shows ms) */
 	IDEM_STAT_GUARD_INSERTED,	/* guarded rows let in */
 	IDEM_STAT_GUARD_SKIPPED,	/* guarded rows dropped as duplicates */
 	IDEM_STAT_PURGED,			/* expired keys deleted */
