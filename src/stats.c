@@ -249,18 +249,16 @@ stats_key_counts(Oid fn_oid, int64 *live, int64 *expired, int64 *bytes)
 
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(ks.relid)),
 									   get_rel_name(ks.relid));
-	if (pages <= IDEM_STATS_EXACT_PAGES)
-		sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
-					   " pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
-					   " FROM %s", table);
-	else
+	sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
+				   " pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
+				   " FROM %s", table);
+	if (pages > IDEM_STATS_EXACT_PAGES)
 	{
 		double		percent = 100.0 * IDEM_STATS_EXACT_PAGES / pages;
 
+		/* pages sampled at random, each with probability percent / 100 */
 		scale = 100.0 / percent;
-		sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
-					   " pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
-					   " FROM %s TABLESAMPLE SYSTEM (%.6f)", table, percent);
+		sql = psprintf("%s TABLESAMPLE SYSTEM (%.6f)", sql, percent);
 	}
 	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed");

@@ -77,6 +77,21 @@ PGDLLEXPORT void idem_purge_worker_main(Datum main_arg);
 
 int			idem_purge_interval_ms = 60 * 1000;
 
+/* A worker of ours: connected to a database (or none), after recovery. */
+static void
+worker_init(BackgroundWorker *worker, const char *function, const char *type,
+			int restart_time)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "idempotency");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", type);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+}
+
 void
 idem_worker_init(void)
 {
@@ -96,14 +111,8 @@ idem_worker_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = IDEM_LAUNCHER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "idempotency");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "idem_purge_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "idempotency purge launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "idempotency purge launcher");
+	worker_init(&worker, "idem_purge_launcher_main", "idempotency purge launcher",
+				IDEM_LAUNCHER_RESTART);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -150,14 +159,9 @@ purge_database(Oid dbid)
 	BackgroundWorkerHandle *handle;
 	pid_t		pid;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "idempotency");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "idem_purge_worker_main");
+	worker_init(&worker, "idem_purge_worker_main", "idempotency purge worker",
+				BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "idempotency purge worker for database %u", dbid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "idempotency purge worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
 	worker.bgw_notify_pid = MyProcPid;
 
