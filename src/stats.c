@@ -68,9 +68,9 @@ typedef struct IdemStatsShared
 
 static IdemStatsShared *stats_shared = NULL;
 
-/* this backend's entry, once looked up */
+/* this backend's entry, once looked up (or found missing: none was free) */
 static IdemStatsEntry *my_entry = NULL;
-static bool my_entry_full_warned = false;
+static bool my_entry_missing = false;
 
 #ifdef IDEM_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -163,10 +163,10 @@ stats_entry_of(Oid dbid, bool claim)
 		if (owner == dbid)
 			return e;			/* another backend of ours claimed it */
 	}
-	if (claim && !my_entry_full_warned)
+	if (claim && !my_entry_missing)
 	{
-		my_entry_full_warned = true;
-		ereport(WARNING,
+		my_entry_missing = true;
+		ereport(LOG,
 				(errmsg("idempotency statistics are full: database %u is not counted", dbid),
 				 errdetail("At most %d databases are counted between server restarts.",
 						   IDEM_STATS_MAX_DATABASES)));
@@ -180,7 +180,7 @@ idem_stats_count(IdemStat which, uint64 n)
 {
 	if (unlikely(my_entry == NULL))
 	{
-		if (stats_shared == NULL)
+		if (stats_shared == NULL || my_entry_missing)
 			return;
 		my_entry = stats_entry_of(MyDatabaseId, true);
 		if (my_entry == NULL)
