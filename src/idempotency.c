@@ -33,5 +33,6 @@ _PG_init(void)
 	idem_settings_init();
 	keystore_init();
 	execute_init();
+	request_init();
 	idem_stats_init();
 }

@@ -29,6 +29,7 @@
 #include "keystore.h"
 #include "claim.h"
 #include "execute.h"
+#include "request.h"
 #include "stats.h"
 
 #endif							/* IDEMPOTENCY_H */

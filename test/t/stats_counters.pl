@@ -127,6 +127,30 @@ cmp_ok($c6->{wait_time_ms} - $c5->{wait_time_ms},
 cmp_ok($c6->{wait_time_ms} - $c5->{wait_time_ms},
 	'<', 30_000, 'wait_time_ms is in milliseconds');
 
+# idem_begin / idem_finish: a finished key is executed once, a retry
+# replays, another request under the key is IK001, an oversized response
+# IK003
+my $c6r = counters();
+$node->safe_psql('postgres',
+	q{BEGIN; SELECT idem_begin('req-1', '{"a": 1}'); SELECT idem_finish('req-1', '{"status": 201}'); COMMIT;}
+);
+my $c6s = counters();
+is(moved($c6r, $c6s), 'executed=1', 'idem_begin + idem_finish: executed moves by 1');
+is($node->safe_psql('postgres', q{SELECT idem_begin('req-1', '{"a": 1}')}),
+	'{"status": 201}', 'a retry of the request gets the stored response');
+my $c6t = counters();
+is(moved($c6s, $c6t), 'replayed=1', 'idem_begin of a finished key: replayed moves by 1');
+($rc, $out, $err) = $node->psql('postgres', q{SELECT idem_begin('req-1', '{"a": 2}')});
+like($err, qr/different request/, 'idem_begin with another request fails');
+($rc, $out, $err) = $node->psql('postgres',
+	q{SET idempotency.max_result_size = 10; BEGIN; SELECT idem_begin('req-2'); SELECT idem_finish('req-2', '{"body": "far too long for ten bytes"}');}
+);
+like($err, qr/too large/, 'idem_finish with an oversized response fails');
+my $c6u = counters();
+is(moved($c6t, $c6u), 'mismatched=1 too_large=1',
+	'idem_begin IK001 and idem_finish IK003 are counted');
+$c6 = $c6u;
+
 # the guard: five rows, two of them duplicates (one in the same statement,
 # one of an earlier statement)
 $node->safe_psql('postgres',
