@@ -236,6 +236,27 @@ is( $node->safe_psql(
 is(moved($zero, counters('other')), 'executed=1 replayed=1',
 	'idem_stats_reset leaves other databases alone');
 
+# a keys table over 10 MB is counted from a sample of its pages: the
+# estimates land near the true counts
+$node->safe_psql('postgres',
+	"SELECT count(idem_execute('many-' || g, 'SELECT 1')) FROM generate_series(1, 110000) g");
+$node->safe_psql('postgres',
+	q{UPDATE idempotency_keys SET expires_at = now() - interval '1 hour' WHERE key LIKE 'many-%' AND right(key, 1) IN ('1', '2', '3')});
+my ($true_live, $true_expired, $pages) = split /\|/,
+  $node->safe_psql('postgres',
+	q{SELECT count(*) FILTER (WHERE expires_at > now()), count(*) FILTER (WHERE expires_at <= now()),
+			 pg_relation_size('idempotency_keys') / 8192 FROM idempotency_keys});
+cmp_ok($pages, '>', 1280, "the keys table is over 10 MB ($pages pages)");
+my ($est_live, $est_expired) = split /\|/,
+  $node->safe_psql('postgres', 'SELECT live_keys, expired_keys FROM idempotency_stats');
+note "live $true_live, estimated $est_live; expired $true_expired, estimated $est_expired";
+cmp_ok(abs($est_live - $true_live), '<', 0.2 * $true_live,
+	'live_keys of a large table is estimated within 20%');
+cmp_ok(abs($est_expired - $true_expired), '<', 0.2 * $true_expired,
+	'expired_keys of a large table is estimated within 20%');
+isnt("$est_live|$est_expired", "$true_live|$true_expired",
+	'... from a sample, not a full count');
+
 # without the preload: the view answers, the counters are NULL, counting and
 # resetting are no-ops
 $node->append_conf('postgresql.conf', q{shared_preload_libraries = ''});
