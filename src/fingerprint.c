@@ -97,8 +97,8 @@ hash_statement(pg_cryptohash_ctx *ctx, const char *sql,
 	hash_part(ctx, sql, strlen(sql));
 	hash_part(ctx, &nargs, sizeof(nargs));
 	if (args->canonical)
-		nestlevel = qualify ? canonical_output_begin() :
-			canonical_output_begin_1_0();
+		nestlevel = qualify && args->qualify ? canonical_output_begin() :
+			canonical_output_begin_settings();
 	for (i = 0; i < args->nargs; i++)
 	{
 		const char *typname = args->typenames[i];

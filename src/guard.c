@@ -316,6 +316,7 @@ typedef struct GuardState
 	bool		skip;
 	FmgrInfo	outfunc;		/* output function of the key's type */
 	bool		canonical;		/* key's text form depends on settings */
+	bool		qualify;		/* ... and on search_path */
 } GuardState;
 
 static GuardState *
@@ -384,6 +385,7 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 		getTypeOutputInfo(type, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &state->outfunc, fcinfo->flinfo->fn_mcxt);
 		state->canonical = canonical_output_needed(type);
+		state->qualify = state->canonical && canonical_output_needs_path(type);
 	}
 
 	fcinfo->flinfo->fn_extra = state;
@@ -432,7 +434,8 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	}
 	if (state->canonical)
 	{
-		int			nestlevel = canonical_output_begin();
+		int			nestlevel = state->qualify ? canonical_output_begin() :
+			canonical_output_begin_settings();
 
 		key = OutputFunctionCall(&state->outfunc, value);
 		canonical_output_end(nestlevel);

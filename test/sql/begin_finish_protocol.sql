@@ -80,6 +80,13 @@ COMMIT;
 SELECT idem_lookup('bfp-3') IS NULL AS nothing_stored,
 	   (SELECT count(*) FROM bfp_orders WHERE sku = 3) AS no_work;
 
+-- so does PREPARE TRANSACTION (before it looks at max_prepared_transactions)
+BEGIN;
+SELECT idem_begin('bfp-3') IS NULL AS claimed;
+PREPARE TRANSACTION 'bfp_unfinished';
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'bfp_unfinished';
+
 -- ROLLBACK TO SAVEPOINT before idem_begin forgets the claim
 BEGIN;
 SAVEPOINT s;
