@@ -88,6 +88,7 @@ key_locktag(LOCKTAG *tag, const KeyScope *scope, const char *key)
 void
 raise_key_in_flight(const char *key, TransactionId holder)
 {
+	idem_stats_count(IDEM_STAT_IN_FLIGHT, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
 			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
@@ -103,12 +104,37 @@ raise_key_in_flight(const char *key, TransactionId holder)
 void
 raise_key_reused(const char *key, const char *detail)
 {
+	idem_stats_count(IDEM_STAT_MISMATCHED, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_IDEM_KEY_REUSED),
 			 errmsg("idempotency key \"%s\" was used with a different request",
 					key),
 			 errdetail_internal("%s", detail),
 			 errhint("Use a new key for a new request.")));
+}
+
+/* Wait for the transaction holding a key's row to end; counted. */
+static void
+claim_wait_for_holder(TransactionId holder)
+{
+	instr_time	started;
+
+	INSTR_TIME_SET_CURRENT(started);
+	XactLockTableWait(holder, NULL, NULL, XLTW_None);
+	idem_stats_count_wait(started);
+}
+
+/* Take the key lock, waiting (and counting the wait) if it is busy. */
+static void
+claim_wait_for_lock(const LOCKTAG *tag)
+{
+	instr_time	started;
+
+	if (LockAcquire(tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+		return;
+	INSTR_TIME_SET_CURRENT(started);
+	(void) LockAcquire(tag, ExclusiveLock, false, false);
+	idem_stats_count_wait(started);
 }
 
 /*
@@ -150,7 +176,7 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 			}
 			if (!idem_wait)
 				raise_key_in_flight(key, probe->holder);
-			XactLockTableWait(probe->holder, NULL, NULL, XLTW_None);
+			claim_wait_for_holder(probe->holder);
 			continue;
 		}
 
@@ -178,7 +204,7 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
 
 		if (idem_wait)
-			(void) LockAcquire(&tag, ExclusiveLock, false, false);
+			claim_wait_for_lock(&tag);
 		else if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 			raise_key_in_flight(key, InvalidTransactionId);
 		locked = true;

@@ -12,6 +12,7 @@
 
 #include "common/cryptohash.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 
@@ -43,6 +44,21 @@
 #endif
 #if PG_VERSION_NUM >= 170000
 #define IDEM_HAVE_MERGE_RETURNING 1
+#endif
+
+/* Extensions request shared memory from shmem_request_hook since 15. */
+#if PG_VERSION_NUM >= 150000
+#define IDEM_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/*
+ * A database left invalid by an interrupted DROP DATABASE (minor releases
+ * of 2023 on) cannot be connected to.
+ */
+#ifdef DATCONNLIMIT_INVALID_DB
+#define idem_database_is_invalid(form) ((form)->datconnlimit == DATCONNLIMIT_INVALID_DB)
+#else
+#define idem_database_is_invalid(form) false
 #endif
 
 #endif							/* IDEMPOTENCY_COMPAT_H */

@@ -305,6 +305,7 @@ idem_execute(PG_FUNCTION_ARGS)
 			raise_key_reused(key, other_request);
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
+		idem_stats_count(IDEM_STAT_REPLAYED, 1);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
 	}
 
@@ -341,6 +342,7 @@ idem_execute(PG_FUNCTION_ARGS)
 	claim_store(&ks, &scope, key, decision, fingerprint,
 				idem_ttl_interval(idem_ttl_seconds), stored);
 	claim_release(&scope, key);
+	idem_stats_count(IDEM_STAT_EXECUTED, 1);
 
 	/* build the answer where it outlives SPI_finish */
 	{

@@ -472,6 +472,8 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 				 errtableconstraint(trigdata->tg_relation, GUARD_TRIGGER_NAME)));
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	idem_stats_count(decision != CLAIM_REPLAY ? IDEM_STAT_GUARD_INSERTED :
+					 IDEM_STAT_GUARD_SKIPPED, 1);
 
 	/* a duplicate is skipped: returning NULL drops the row */
 	return decision != CLAIM_REPLAY ? PointerGetDatum(tuple) : PointerGetDatum(NULL);

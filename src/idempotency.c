@@ -8,7 +8,8 @@
  * (request hashing), keystore.c (the keys table), claim.c (claiming a
  * key), statement.c (running the user's statement and capturing its
  * result), plancache.c (its plans), execute.c (idem_execute), maintenance.c (idem_lookup, idem_forget, idem_purge), guard.c (the dedup
- * guard trigger, idem_guard and idem_unguard).
+ * guard trigger, idem_guard and idem_unguard), stats.c (the counters of
+ * the idempotency_stats view), worker.c (the purge background worker).
  *
  * src/idempotency.c
  *
@@ -27,8 +28,11 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* settings of the worker first: idem_settings_init reserves the prefix */
+	idem_worker_init();
 	idem_settings_init();
 	keystore_init();
 	execute_init();
 	request_init();
+	idem_stats_init();
 }

@@ -30,5 +30,6 @@
 #include "claim.h"
 #include "execute.h"
 #include "request.h"
+#include "stats.h"
 
 #endif							/* IDEMPOTENCY_H */

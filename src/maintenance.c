@@ -89,6 +89,7 @@ idem_purge(PG_FUNCTION_ARGS)
 	purged = keystore_purge(&ks, max_rows);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	idem_stats_count(IDEM_STAT_PURGED, (uint64) purged);
 
 	PG_RETURN_INT64(purged);
 }

@@ -206,6 +206,7 @@ idem_begin(PG_FUNCTION_ARGS)
 			raise_key_reused(key, "The key was stored by idem_execute, or by idem_begin with another request.");
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored response", key);
+		idem_stats_count(IDEM_STAT_REPLAYED, 1);
 		PG_RETURN_JSONB_P(probe.result);
 	}
 
@@ -249,6 +250,8 @@ idem_finish(PG_FUNCTION_ARGS)
 				 errmsg("idempotency key \"%s\" is already finished in this transaction",
 						key)));
 	if (VARSIZE(response) > (Size) idem_max_result_size)
+	{
+		idem_stats_count(IDEM_STAT_TOO_LARGE, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_IDEM_RESULT_TOO_LARGE),
 				 errmsg("response under idempotency key \"%s\" is too large to store",
@@ -256,6 +259,7 @@ idem_finish(PG_FUNCTION_ARGS)
 				 errdetail("The response takes %zu bytes; idempotency.max_result_size is %d bytes.",
 						   (Size) VARSIZE(response), idem_max_result_size),
 				 errhint("Store a smaller response, or raise idempotency.max_result_size.")));
+	}
 
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -265,6 +269,7 @@ idem_finish(PG_FUNCTION_ARGS)
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	bk->finish_level = GetCurrentTransactionNestLevel();
+	idem_stats_count(IDEM_STAT_EXECUTED, 1);
 
 	PG_RETURN_JSONB_P(response);
 }

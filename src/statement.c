@@ -156,6 +156,7 @@ push_key(JsonbParseState **state, const char *name)
 static void
 result_too_large(const char *key, Size size)
 {
+	idem_stats_count(IDEM_STAT_TOO_LARGE, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_IDEM_RESULT_TOO_LARGE),
 			 errmsg("result of the statement under idempotency key \"%s\" is too large to store",

@@ -2,7 +2,7 @@
 -- (keys table, functions, policy, settings), with the declared types, flags and comments.
 -- Runs in one transaction and rolls back, so it leaves nothing behind.
 BEGIN;
-SELECT plan(123);
+SELECT plan(126);
 
 -- the settings and the reserved prefix exist once the module is loaded; a fresh
 -- pg_prove session has not loaded it yet, so load it explicitly
@@ -218,7 +218,8 @@ SELECT is(
 	      'idem_finish(text,jsonb)', 'idem_forget(text)',
 	      'idem_forget_dropped_guards()',
 	      'idem_guard(regclass,name,interval,text)', 'idem_guard_trigger()',
-	      'idem_lookup(text)', 'idem_purge(bigint)', 'idem_unguard(regclass)'],
+	      'idem_lookup(text)', 'idem_purge(bigint)', 'idem_stats()', 'idem_stats_reset()',
+	      'idem_unguard(regclass)'],
 	'the extension owns exactly these functions');
 
 -- dropping a guarded table forgets its guard: an sql_drop event trigger
@@ -249,12 +250,19 @@ SELECT is((SELECT vartype FROM pg_settings WHERE name = 'idempotency.wait'),
 	'bool', 'idempotency.wait is a boolean');
 SELECT is(
 	(SELECT array_agg(name::text ORDER BY name) FROM pg_settings WHERE name LIKE 'idempotency.%'),
-	ARRAY['idempotency.max_key_length', 'idempotency.max_result_size', 'idempotency.tenant', 'idempotency.ttl', 'idempotency.wait'],
+	ARRAY['idempotency.max_key_length', 'idempotency.max_result_size', 'idempotency.purge_interval',
+	      'idempotency.tenant', 'idempotency.ttl', 'idempotency.wait'],
 	'the extension defines exactly these settings');
 SELECT is(
-	(SELECT array_agg(DISTINCT context::text) FROM pg_settings WHERE name LIKE 'idempotency.%'),
+	(SELECT array_agg(DISTINCT context::text) FROM pg_settings
+	  WHERE name LIKE 'idempotency.%' AND name <> 'idempotency.purge_interval'),
 	ARRAY['user'],
-	'every setting can be changed by any user, per session or transaction');
+	'every setting but the purge worker''s can be changed by any user, per session or transaction');
+SELECT is((SELECT context::text FROM pg_settings WHERE name = 'idempotency.purge_interval'),
+	'sighup', 'idempotency.purge_interval is set in the server configuration (reload)');
+SELECT is(current_setting('idempotency.purge_interval'), '1min',
+	'idempotency.purge_interval defaults to 1min');
+SELECT has_view('idempotency_stats', 'the view idempotency_stats exists');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'idempotency.%' AND setting <> boot_val),
 	0, 'every setting is at its default');
 
