@@ -33,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -122,24 +123,58 @@ new_guard_id(void)
 }
 
 /*
- * Open the table to guard or unguard, check it is a table its caller owns,
- * and lock it as CREATE TRIGGER would.
+ * Check, without locking it, that relid is a table the current user may
+ * guard or unguard: a plain or partitioned table it owns, and for
+ * idem_guard not a temporary one.
  */
-static Relation
-open_guarded_table(Oid relid, const char *caller)
+static void
+check_guarded_table(Oid relid, const char *caller, bool guarding)
 {
-	Relation	rel = table_open(relid, ShareRowExclusiveLock);
-	char		relkind = rel->rd_rel->relkind;
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
 
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	if (form->relkind != RELKIND_RELATION &&
+		form->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errmsg("\"%s\" is not a table", NameStr(form->relname)),
 				 errdetail("%s works on plain and partitioned tables only.",
 						   caller)));
 	if (!idem_table_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
-					   RelationGetRelationName(rel));
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(form->relkind),
+					   NameStr(form->relname));
+	ReleaseSysCache(tuple);
+}
+
+/*
+ * Open the table to guard or unguard, check it is a table its caller owns,
+ * and lock it as CREATE TRIGGER would.
+ *
+ * The checks come before the lock, as RangeVarCallbackOwnsTable does for
+ * PostgreSQL's own commands: a role with no right to the table must fail at
+ * once, not queue a ShareRowExclusiveLock behind the table's writers, which
+ * would make every later writer queue behind it.  They are made again once
+ * the lock is held, since the table may have been dropped, or changed owner,
+ * while we waited.
+ */
+static Relation
+open_guarded_table(Oid relid, const char *caller, bool guarding)
+{
+	Relation	rel;
+
+	check_guarded_table(relid, caller, guarding);
+	rel = try_table_open(relid, ShareRowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errdetail("It was dropped while %s waited for its lock.", caller)));
+	check_guarded_table(relid, caller, guarding);
 	return rel;
 }
 
@@ -211,7 +246,7 @@ idem_guard(PG_FUNCTION_ARGS)
 		canonical_output_end(nestlevel);
 	}
 
-	rel = open_guarded_table(relid, "idem_guard");
+	rel = open_guarded_table(relid, "idem_guard", true);
 	attnum = get_attnum(relid, column);
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
@@ -270,7 +305,7 @@ idem_unguard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tbl must not be null")));
-	rel = open_guarded_table(PG_GETARG_OID(0), "idem_unguard");
+	rel = open_guarded_table(PG_GETARG_OID(0), "idem_unguard", false);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
