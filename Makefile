@@ -1,7 +1,9 @@
 EXTENSION = idempotency
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 MODULE_big = idempotency
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# the 1.1 install script is 1.0's followed by the 1.0--1.1 upgrade
+DATA = sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
 	src/canonical.o src/claim.o src/plancache.o
@@ -27,6 +29,8 @@ $(error idempotency requires PostgreSQL 14 or later)
 endif
 # PGXS tracks no header dependencies: every object includes these
 $(OBJS): src/idempotency.h src/compat.h
+sql/$(EXTENSION)--1.1.sql: sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
+	cat $^ > $@
 else
 all install installcheck:
 	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)

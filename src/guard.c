@@ -148,6 +148,13 @@ check_guarded_table(Oid relid, const char *caller, bool guarding)
 	if (!idem_table_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(form->relkind),
 					   NameStr(form->relname));
+	if (guarding && form->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot guard temporary table \"%s\"",
+						NameStr(form->relname)),
+				 errdetail("A temporary table vanishes at the end of its session or transaction without a DROP command, which would leave its guard's keys behind."),
+				 errhint("Keys of a table that lives as long as a session belong in the table itself: put a unique index on the key column and use INSERT ... ON CONFLICT DO NOTHING.")));
 	ReleaseSysCache(tuple);
 }
 
@@ -195,6 +202,14 @@ run_ddl(const char *sql)
 			 sql, SPI_result_code_string(rc));
 }
 
+/* Forget a guard: its keys and its registry row. */
+static void
+forget_guard(KeyStore *ks, Oid relid, const char *guard_id)
+{
+	keystore_forget_scope(ks, psprintf("guard:%s", guard_id));
+	keystore_unregister_guard(ks, relid);
+}
+
 /*
  * idem_guard(tbl regclass, key_column name, ttl interval DEFAULT NULL,
  *			  on_duplicate text DEFAULT 'skip') RETURNS void
@@ -210,6 +225,8 @@ idem_guard(PG_FUNCTION_ARGS)
 	AttrNumber	attnum;
 	char	   *guard_id;
 	char	   *table;
+	Trigger    *trigger;
+	bool		guarded;
 	KeyStore	ks;
 	StringInfoData sql;
 
@@ -263,16 +280,28 @@ idem_guard(PG_FUNCTION_ARGS)
 	 * Guarding again replaces the settings but keeps the guard id, and so the
 	 * keys.  The id comes from the registry, never from an existing trigger's
 	 * arguments, which the table's owner could have copied from another
-	 * table's guard.
+	 * table's guard.  A registry row counts only while the table has our
+	 * trigger with its id: without it, the row was left by a table that had
+	 * this OID before (or the trigger was dropped by hand), and its keys must
+	 * not carry over to this table.
 	 */
+	trigger = guard_trigger(rel);
+	guarded = is_own_guard(rel, trigger,
+						   guard_trigger_function(fcinfo->flinfo->fn_oid));
 	guard_id = keystore_guard_of_table(&ks, relid);
+	if (guard_id != NULL &&
+		!(guarded && trigger->tgnargs == GUARD_NARGS &&
+		  strcmp(trigger->tgargs[0], guard_id) == 0))
+	{
+		forget_guard(&ks, relid, guard_id);
+		guard_id = NULL;
+	}
 	if (guard_id == NULL)
 	{
 		guard_id = new_guard_id();
 		keystore_register_guard(&ks, guard_id, relid);
 	}
-	if (is_own_guard(rel, guard_trigger(rel),
-					 guard_trigger_function(fcinfo->flinfo->fn_oid)))
+	if (guarded)
 		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME, table));
 
 	initStringInfo(&sql);
@@ -321,10 +350,7 @@ idem_unguard(PG_FUNCTION_ARGS)
 		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME,
 						 qualified_table_name(rel)));
 	if (guard_id != NULL)
-	{
-		keystore_forget_scope(&ks, psprintf("guard:%s", guard_id));
-		keystore_unregister_guard(&ks, RelationGetRelid(rel));
-	}
+		forget_guard(&ks, RelationGetRelid(rel), guard_id);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
