@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "nodes/makefuncs.h"
+#include "nodes/params.h"
 #include "nodes/parsenodes.h"
 #include "tcop/cmdtag.h"
 #include "tcop/tcopprot.h"
@@ -30,6 +31,7 @@
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "compat.h"
 #include "idempotency.h"
@@ -88,33 +90,17 @@ statement_check(const char *sql)
 				 errhint("Transaction control belongs to the caller: call idem_execute inside the caller's transaction.")));
 }
 
-/* The command word of an SPI result code. */
+/*
+ * The command word of the plan's statement, as PostgreSQL's command tag
+ * gives it: the statement the caller wrote, whatever rules rewrote it into.
+ */
 static const char *
-command_word(int rc)
+command_word(SPIPlanPtr plan)
 {
-	switch (rc)
-	{
-		case SPI_OK_SELECT:
-			return "SELECT";
-		case SPI_OK_INSERT:
-		case SPI_OK_INSERT_RETURNING:
-			return "INSERT";
-		case SPI_OK_UPDATE:
-		case SPI_OK_UPDATE_RETURNING:
-			return "UPDATE";
-		case SPI_OK_DELETE:
-		case SPI_OK_DELETE_RETURNING:
-			return "DELETE";
-#ifdef IDEM_HAVE_MERGE
-		case SPI_OK_MERGE:
-#endif
-#ifdef IDEM_HAVE_MERGE_RETURNING
-		case SPI_OK_MERGE_RETURNING:
-#endif
-			return "MERGE";
-	}
-	elog(ERROR, "unexpected SPI result %s", SPI_result_code_string(rc));
-	return NULL;				/* keep compiler quiet */
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+
+	Assert(list_length(sources) == 1);
+	return GetCommandTagName(((CachedPlanSource *) linitial(sources))->commandTag);
 }
 
 /*
@@ -166,6 +152,104 @@ result_too_large(const char *key, Size size)
 }
 
 /*
+ * Where the statement's output rows go, as the executor produces them: each
+ * becomes a jsonb object at once, and the statement fails with IK003 as
+ * soon as their sizes add up to more than idempotency.max_result_size.  So
+ * a statement with a huge output is stopped early and never held in memory
+ * whole, as SPI's own tuple table would hold it before any size check.
+ */
+typedef struct RowCollector
+{
+	DestReceiver pub;
+	const char *key;
+	MemoryContext cxt;			/* where the rows are kept */
+	MemoryContext rowcxt;		/* scratch, reset after each row */
+	TupleDesc	desc;			/* the rows' descriptor, blessed */
+	List	   *rows;			/* Jsonb *, in order */
+	Size		size;			/* their total size */
+} RowCollector;
+
+static void
+collector_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	RowCollector *c = (RowCollector *) self;
+	MemoryContext oldcxt = MemoryContextSwitchTo(c->cxt);
+
+	/* to_jsonb needs a record type it can look up: bless a copy */
+	c->desc = BlessTupleDesc(CreateTupleDescCopy(typeinfo));
+	c->rowcxt = AllocSetContextCreate(c->cxt, "idempotency result row",
+									  ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+static bool
+collector_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RowCollector *c = (RowCollector *) self;
+	MemoryContext oldcxt = MemoryContextSwitchTo(c->rowcxt);
+	bool		shouldfree;
+	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+	Datum		record = heap_copy_tuple_as_datum(tuple, c->desc);
+	Jsonb	   *row = DatumGetJsonbP(FunctionCall1(record_to_jsonb_fn(), record));
+	Size		len = VARSIZE(row);
+
+	/* give up early rather than build a huge value to throw away */
+	c->size += len;
+	if (c->size > (Size) idem_max_result_size)
+		result_too_large(c->key, c->size);
+
+	MemoryContextSwitchTo(c->cxt);
+	c->rows = lappend(c->rows, memcpy(palloc(len), row, len));
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(c->rowcxt);
+	return true;
+}
+
+static void
+collector_shutdown(DestReceiver *self)
+{
+}
+
+static void
+collector_destroy(DestReceiver *self)
+{
+}
+
+/* Run the plan, its output rows going to a RowCollector. */
+static uint64
+run_collecting(SPIPlanPtr plan, const RequestArgs *args, RowCollector *c)
+{
+	SPIExecuteOptions options;
+	ParamListInfo params = NULL;
+	int			rc;
+	int			i;
+
+	if (args->nargs > 0)
+	{
+		params = makeParamList(args->nargs);
+		for (i = 0; i < args->nargs; i++)
+		{
+			ParamExternData *prm = &params->params[i];
+
+			prm->value = args->values[i];
+			prm->isnull = args->nulls[i] == 'n';
+			prm->pflags = PARAM_FLAG_CONST;
+			prm->ptype = args->types[i];
+		}
+	}
+
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;
+	options.dest = &c->pub;
+	rc = SPI_execute_plan_extended(plan, &options);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s",
+			 SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
  * Run the statement's plan (see statement_plan) and return its result
  * object.  The caller is connected to SPI; the result lives in the current
  * memory context.
@@ -173,26 +257,29 @@ result_too_large(const char *key, Size size)
 Jsonb *
 statement_run(SPIPlanPtr plan, const RequestArgs *args, const char *key)
 {
-	int			rc;
+	RowCollector c;
 	uint64		processed;
-	SPITupleTable *tuptable;
 	JsonbParseState *state = NULL;
 	JsonbValue	v;
 	JsonbValue *res;
 	Jsonb	   *result;
-	Size		rows_size = 0;
+	ListCell   *lc;
 
-	rc = SPI_execute_plan(plan, args->values, args->nulls, false, 0);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	processed = SPI_processed;
-	tuptable = SPI_tuptable;
+	memset(&c, 0, sizeof(c));
+	c.pub.receiveSlot = collector_receive;
+	c.pub.rStartup = collector_startup;
+	c.pub.rShutdown = collector_shutdown;
+	c.pub.rDestroy = collector_destroy;
+	c.pub.mydest = DestNone;
+	c.key = key;
+	c.cxt = CurrentMemoryContext;
+	processed = run_collecting(plan, args, &c);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 
 	push_key(&state, "command");
 	v.type = jbvString;
-	v.val.string.val = (char *) command_word(rc);
+	v.val.string.val = (char *) command_word(plan);
 	v.val.string.len = strlen(v.val.string.val);
 	pushJsonbValue(&state, WJB_VALUE, &v);
 
@@ -204,28 +291,14 @@ statement_run(SPIPlanPtr plan, const RequestArgs *args, const char *key)
 
 	push_key(&state, "rows");
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
-	if (tuptable != NULL)
+	foreach(lc, c.rows)
 	{
-		FmgrInfo   *to_jsonb = record_to_jsonb_fn();
-		TupleDesc	desc = tuptable->tupdesc;
-		uint64		i;
+		Jsonb	   *row = (Jsonb *) lfirst(lc);
 
-		BlessTupleDesc(desc);
-		for (i = 0; i < processed; i++)
-		{
-			Datum		record = heap_copy_tuple_as_datum(tuptable->vals[i], desc);
-			Jsonb	   *row = DatumGetJsonbP(FunctionCall1(to_jsonb, record));
-
-			/* give up early rather than build a huge value to throw away */
-			rows_size += VARSIZE(row);
-			if (rows_size > (Size) idem_max_result_size)
-				result_too_large(key, rows_size);
-
-			v.type = jbvBinary;
-			v.val.binary.data = &row->root;
-			v.val.binary.len = VARSIZE(row) - VARHDRSZ;
-			pushJsonbValue(&state, WJB_ELEM, &v);
-		}
+		v.type = jbvBinary;
+		v.val.binary.data = &row->root;
+		v.val.binary.len = VARSIZE(row) - VARHDRSZ;
+		pushJsonbValue(&state, WJB_ELEM, &v);
 	}
 	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
@@ -233,8 +306,6 @@ statement_run(SPIPlanPtr plan, const RequestArgs *args, const char *key)
 	result = JsonbValueToJsonb(res);
 	if (VARSIZE(result) > (Size) idem_max_result_size)
 		result_too_large(key, VARSIZE(result));
-
-	SPI_freetuptable(tuptable);
 	return result;
 }
 
