@@ -169,11 +169,48 @@ typedef struct RowCollector
 	Size		size;			/* their total size */
 } RowCollector;
 
+/*
+ * A stored row is a JSON object, which keeps one value per name: refuse an
+ * output with two columns of one name (RETURNING o.id, l.id) rather than
+ * lose one.  Called before the executor produces the first row, so nothing
+ * has run yet.
+ */
+static void
+check_column_names(TupleDesc desc, const char *key)
+{
+	int			i;
+	int			j;
+
+	for (i = 1; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (a->attisdropped)
+			continue;
+		for (j = 0; j < i; j++)
+		{
+			Form_pg_attribute b = TupleDescAttr(desc, j);
+
+			if (!b->attisdropped &&
+				strcmp(NameStr(a->attname), NameStr(b->attname)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_ALIAS),
+						 errmsg("statement under idempotency key \"%s\" returns more than one column named \"%s\"",
+								key, NameStr(a->attname)),
+						 errdetail("Each row is stored as a JSON object, which holds one value per column name."),
+						 errhint("Give the output columns distinct names, e.g. RETURNING o.id AS order_id, l.id AS line_id.")));
+		}
+	}
+}
+
 static void
 collector_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
 	RowCollector *c = (RowCollector *) self;
-	MemoryContext oldcxt = MemoryContextSwitchTo(c->cxt);
+	MemoryContext oldcxt;
+
+	check_column_names(typeinfo, c->key);
+	oldcxt = MemoryContextSwitchTo(c->cxt);
 
 	/* to_jsonb needs a record type it can look up: bless a copy */
 	c->desc = BlessTupleDesc(CreateTupleDescCopy(typeinfo));
