@@ -335,8 +335,10 @@ idem_execute(PG_FUNCTION_ARGS)
 	{
 		if (!same_fingerprint(probe.fingerprint, fingerprint))
 			raise_key_reused(key);
-		if (probe.result == NULL)
-			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
+		if (probe.result == NULL)	/* only a hand-edited keys table */
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("idempotency key \"%s\" has no stored result", key)));
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
 	}
 

@@ -23,8 +23,10 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "tcop/utility.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "idempotency.h"
 
@@ -83,6 +85,36 @@ entry_matches(StatementCacheEntry *entry, const char *sql,
 }
 
 /*
+ * What the parser made of the statement, checked once more: the statement
+ * itself (not a rule's extra action) must not have become a utility command,
+ * as SELECT INTO in a position statement_check does not look at would.
+ * Never run it to find out afterwards.
+ */
+static void
+plan_check(SPIPlanPtr plan)
+{
+	ListCell   *lc;
+
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *source = (CachedPlanSource *) lfirst(lc);
+		ListCell   *lq;
+
+		foreach(lq, source->query_list)
+		{
+			Query	   *query = lfirst_node(Query, lq);
+
+			if (query->canSetTag && query->commandType == CMD_UTILITY)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("idem_execute cannot run %s",
+								GetCommandTagName(CreateCommandTag(query->utilityStmt))),
+						 errdetail("Only SELECT, INSERT, UPDATE, DELETE and MERGE statements can run under an idempotency key.")));
+		}
+	}
+}
+
+/*
  * The plan of this statement with these argument types; the statement is
  * checked (statement_check) and prepared the first time.  The caller is
  * connected to SPI, and says whether a cached plan may be running (nested);
@@ -110,6 +142,7 @@ statement_plan(const char *sql, const RequestArgs *args, bool nested,
 	plan = SPI_prepare(sql, args->nargs, args->types);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	plan_check(plan);
 
 	/* never free a plan that may be running: use this one once */
 	if (nested && statement_cache != NULL &&

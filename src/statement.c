@@ -21,6 +21,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/params.h"
 #include "nodes/parsenodes.h"
@@ -35,6 +36,23 @@
 
 #include "compat.h"
 #include "idempotency.h"
+
+/*
+ * Is this SELECT a SELECT INTO, in itself or in a branch of its UNION,
+ * INTERSECT or EXCEPT?  The parser makes (SELECT ... INTO t) UNION ... a
+ * CREATE TABLE AS, as it does a plain SELECT INTO.
+ */
+static bool
+select_into(SelectStmt *stmt)
+{
+	check_stack_depth();
+	if (stmt == NULL)
+		return false;
+	if (stmt->intoClause != NULL)
+		return true;
+	return stmt->op != SETOP_NONE &&
+		(select_into(stmt->larg) || select_into(stmt->rarg));
+}
 
 /*
  * Reject, before any key is claimed, what idem_execute does not run: no
@@ -66,7 +84,7 @@ statement_check(const char *sql)
 	switch (nodeTag(stmt->stmt))
 	{
 		case T_SelectStmt:
-			allowed = ((SelectStmt *) stmt->stmt)->intoClause == NULL;
+			allowed = !select_into((SelectStmt *) stmt->stmt);
 			break;
 		case T_InsertStmt:
 		case T_UpdateStmt:
@@ -379,8 +397,11 @@ result_with_replayed(Jsonb *stored, bool replayed)
 	JEntry	   *out_entries;
 	char	   *out_data;
 
+	/* only a hand-edited keys table could hold anything else */
 	if (!JsonContainerIsObject(in))
-		elog(ERROR, "stored idempotency result is not a JSON object");
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored idempotency result is not a JSON object")));
 
 	/* where "replayed" goes among the keys: after every key that sorts first */
 	in_data = (const char *) &in->children[npairs * 2];
@@ -394,7 +415,10 @@ result_with_replayed(Jsonb *stored, bool replayed)
 		else
 			cmp = memcmp(in_data + getJsonbOffset(in, pos), name, namelen);
 		if (cmp == 0)
-			elog(ERROR, "stored idempotency result already has a \"%s\" key", name);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored idempotency result already has a \"%s\" key",
+							name)));
 		if (cmp > 0)
 			break;
 	}
