@@ -54,6 +54,24 @@ select_into(SelectStmt *stmt)
 		(select_into(stmt->larg) || select_into(stmt->rarg));
 }
 
+/* What to do instead of a statement statement_check refuses. */
+static const char *
+refused_statement_hint(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_TransactionStmt:
+			return "Transaction control belongs to the caller: call idem_execute inside the caller's transaction.";
+		case T_CallStmt:
+		case T_DoStmt:
+			return "Put the work in a function and run it with SELECT under the key, or make the writes one statement with data-modifying WITH queries.";
+		case T_SelectStmt:
+			return "Create the table first, then run INSERT INTO ... SELECT under the key.";
+		default:
+			return "Run the command outside idem_execute; only statements whose effect a replay can give back run under a key.";
+	}
+}
+
 /*
  * Reject, before any key is claimed, what idem_execute does not run: no
  * statement, several statements, and anything but a plain DML statement.
@@ -105,7 +123,7 @@ statement_check(const char *sql)
 						IsA(stmt->stmt, SelectStmt) ? "SELECT INTO" :
 						GetCommandTagName(CreateCommandTag(stmt->stmt))),
 				 errdetail("Only SELECT, INSERT, UPDATE, DELETE and MERGE statements can run under an idempotency key."),
-				 errhint("Transaction control belongs to the caller: call idem_execute inside the caller's transaction.")));
+				 errhint("%s", refused_statement_hint(stmt->stmt))));
 }
 
 /*
