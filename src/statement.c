@@ -28,11 +28,14 @@
 #include "tcop/cmdtag.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "utils/typcache.h"
 
 #include "compat.h"
 #include "idempotency.h"
@@ -203,21 +206,47 @@ typedef struct RowCollector
 	TupleDesc	desc;			/* the rows' descriptor, blessed */
 	List	   *rows;			/* Jsonb *, in order */
 	Size		size;			/* their total size */
+	List	   *record_columns; /* columns of record types: see check_value */
+	List	   *checked_typmods;	/* record typmods whose names were checked */
 } RowCollector;
+
+static void check_type_names(Oid type, int32 typmod, const char *key,
+							 const char *column);
+
+static void
+raise_duplicate_name(const char *key, const char *column, const char *name)
+{
+	if (column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_ALIAS),
+				 errmsg("statement under idempotency key \"%s\" returns more than one column named \"%s\"",
+						key, name),
+				 errdetail("Each row is stored as a JSON object, which holds one value per column name."),
+				 errhint("Give the output columns distinct names, e.g. RETURNING o.id AS order_id, l.id AS line_id.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_ALIAS),
+			 errmsg("statement under idempotency key \"%s\" returns more than one field named \"%s\" in column \"%s\"",
+					key, name, column),
+			 errdetail("Each row value is stored as a JSON object, which holds one value per field name."),
+			 errhint("Give the fields of column \"%s\" distinct names with aliases.",
+					 column)));
+}
 
 /*
  * A stored row is a JSON object, which keeps one value per name: refuse an
- * output with two columns of one name (RETURNING o.id, l.id) rather than
- * lose one.  Called before the executor produces the first row, so nothing
- * has run yet.
+ * output with two columns of one name (RETURNING o.id, l.id), or a column
+ * whose row values have two fields of one name, rather than lose one.
+ * column is NULL for the statement's own columns, else the output column
+ * whose row type desc is.
  */
 static void
-check_column_names(TupleDesc desc, const char *key)
+check_names(TupleDesc desc, const char *key, const char *column)
 {
 	int			i;
 	int			j;
 
-	for (i = 1; i < desc->natts; i++)
+	check_stack_depth();
+	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);
 
@@ -229,14 +258,44 @@ check_column_names(TupleDesc desc, const char *key)
 
 			if (!b->attisdropped &&
 				strcmp(NameStr(a->attname), NameStr(b->attname)) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_ALIAS),
-						 errmsg("statement under idempotency key \"%s\" returns more than one column named \"%s\"",
-								key, NameStr(a->attname)),
-						 errdetail("Each row is stored as a JSON object, which holds one value per column name."),
-						 errhint("Give the output columns distinct names, e.g. RETURNING o.id AS order_id, l.id AS line_id.")));
+				raise_duplicate_name(key, column, NameStr(a->attname));
 		}
+		check_type_names(a->atttypid, a->atttypmod, key,
+						 column ? column : NameStr(a->attname));
 	}
+}
+
+/*
+ * The same for the fields of a column's type: an anonymous row type (a
+ * record of a known shape, such as a subquery's row), also inside arrays
+ * and domains.  Named composite types cannot have two fields of one name.
+ */
+static void
+check_type_names(Oid type, int32 typmod, const char *key, const char *column)
+{
+	Oid			elem;
+
+	type = getBaseTypeAndTypmod(type, &typmod);
+	elem = get_element_type(type);
+	if (OidIsValid(elem))
+		check_type_names(elem, typmod, key, column);
+	else if (type == RECORDOID && typmod >= 0)
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc(type, typmod);
+
+		check_names(desc, key, column);
+		ReleaseTupleDesc(desc);
+	}
+}
+
+/* Whether values of this type are, or are arrays of, anonymous records. */
+static bool
+is_record_type(Oid type)
+{
+	int32		typmod = -1;
+
+	type = getBaseTypeAndTypmod(type, &typmod);
+	return type == RECORDOID || type == RECORDARRAYOID;
 }
 
 static void
@@ -244,15 +303,105 @@ collector_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
 	RowCollector *c = (RowCollector *) self;
 	MemoryContext oldcxt;
+	int			i;
 
-	check_column_names(typeinfo, c->key);
+	/* before the executor produces the first row: nothing has run yet */
+	check_names(typeinfo, c->key, NULL);
 	oldcxt = MemoryContextSwitchTo(c->cxt);
 
 	/* to_jsonb needs a record type it can look up: bless a copy */
 	c->desc = BlessTupleDesc(CreateTupleDescCopy(typeinfo));
 	c->rowcxt = AllocSetContextCreate(c->cxt, "idempotency result row",
 									  ALLOCSET_SMALL_SIZES);
+
+	/* columns whose values carry row types of their own: see check_value */
+	for (i = 0; i < typeinfo->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(typeinfo, i);
+
+		if (!a->attisdropped && is_record_type(a->atttypid))
+			c->record_columns = lappend_int(c->record_columns, i);
+	}
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * check_names for the row types that only the values tell: a record from a
+ * function returning record, a record nested in another, an array of
+ * records.  Each record typmod is checked once per statement.
+ */
+static void
+check_value(RowCollector *c, Datum value, Oid type, const char *column)
+{
+	int32		typmod = -1;
+
+	check_stack_depth();
+	type = getBaseTypeAndTypmod(type, &typmod);
+	if (type == RECORDARRAYOID)
+	{
+		ArrayIterator it = array_create_iterator(DatumGetArrayTypeP(value), 0, NULL);
+		Datum		elem;
+		bool		isnull;
+
+		while (array_iterate(it, &elem, &isnull))
+		{
+			if (!isnull)
+				check_value(c, elem, RECORDOID, column);
+		}
+		array_free_iterator(it);
+	}
+	else if (type == RECORDOID)
+	{
+		HeapTupleHeader rec = DatumGetHeapTupleHeader(value);
+		TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+												  HeapTupleHeaderGetTypMod(rec));
+		HeapTupleData tuple;
+		int			i;
+
+		if (!list_member_int(c->checked_typmods, desc->tdtypmod))
+		{
+			MemoryContext oldcxt;
+
+			check_names(desc, c->key, column);
+			oldcxt = MemoryContextSwitchTo(c->cxt);
+			c->checked_typmods = lappend_int(c->checked_typmods, desc->tdtypmod);
+			MemoryContextSwitchTo(oldcxt);
+		}
+		tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = rec;
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(desc, i);
+			Datum		field;
+			bool		isnull;
+
+			if (a->attisdropped || !is_record_type(a->atttypid))
+				continue;
+			field = heap_getattr(&tuple, i + 1, desc, &isnull);
+			if (!isnull)
+				check_value(c, field, a->atttypid, column);
+		}
+		ReleaseTupleDesc(desc);
+	}
+}
+
+static void
+check_record_values(RowCollector *c, TupleTableSlot *slot)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->record_columns)
+	{
+		int			i = lfirst_int(lc);
+		bool		isnull;
+		Datum		value = slot_getattr(slot, i + 1, &isnull);
+
+		if (!isnull)
+			check_value(c, value, TupleDescAttr(c->desc, i)->atttypid,
+						NameStr(TupleDescAttr(c->desc, i)->attname));
+	}
 }
 
 static bool
@@ -261,10 +410,15 @@ collector_receive(TupleTableSlot *slot, DestReceiver *self)
 	RowCollector *c = (RowCollector *) self;
 	MemoryContext oldcxt = MemoryContextSwitchTo(c->rowcxt);
 	bool		shouldfree;
-	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
-	Datum		record = heap_copy_tuple_as_datum(tuple, c->desc);
-	Jsonb	   *row = DatumGetJsonbP(FunctionCall1(record_to_jsonb_fn(), record));
-	Size		len = VARSIZE(row);
+	HeapTuple	tuple;
+	Jsonb	   *row;
+	Size		len;
+
+	check_record_values(c, slot);
+	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+	row = DatumGetJsonbP(FunctionCall1(record_to_jsonb_fn(),
+									   heap_copy_tuple_as_datum(tuple, c->desc)));
+	len = VARSIZE(row);
 
 	/* give up early rather than build a huge value to throw away */
 	c->size += len;

@@ -34,6 +34,31 @@ SELECT idem_execute('dcn-5', 'INSERT INTO dcn_orders VALUES (2, 20) RETURNING id
 SELECT count(*) AS orders FROM dcn_orders;
 SELECT count(*) AS keys FROM idempotency_keys;
 
+-- a column whose row values have two fields of one name: a subquery's
+-- row, an array of them, and a function's record whose row type only the
+-- values tell
+SELECT idem_execute('dcn-7', 'SELECT s FROM (SELECT 1 AS a, 2 AS a) s');
+SELECT idem_execute('dcn-8', 'SELECT ARRAY[s] AS arr FROM (SELECT 1 AS a, 2 AS a) s');
+SELECT idem_execute('dcn-9', 'SELECT 1 AS n, t FROM (SELECT 1 AS x, r FROM (SELECT 2 AS b, 3 AS b) r) t');
+CREATE FUNCTION dcn_rec() RETURNS record LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT 1 AS a, 2 AS a INTO r;
+	RETURN r;
+END $$;
+SELECT idem_execute('dcn-10', 'SELECT dcn_rec() AS r');
+\set VERBOSITY default
+SELECT idem_execute('dcn-7', 'SELECT s FROM (SELECT 1 AS a, 2 AS a) s');
+\set VERBOSITY sqlstate
+SELECT idem_execute('dcn-7', 'SELECT s FROM (SELECT 1 AS a, 2 AS a) s');
+SELECT idem_execute('dcn-10', 'SELECT dcn_rec() AS r');
+\set VERBOSITY terse
+SELECT count(*) AS keys FROM idempotency_keys;
+-- distinct field names are fine, at any depth
+SELECT idem_execute('dcn-11', 'SELECT s FROM (SELECT 1 AS a, 2 AS b) s');
+SELECT idem_execute('dcn-12', 'SELECT ROW(1, ROW(2, 3)) AS r');
+
 -- names that differ only in case are different names
 SELECT idem_execute('dcn-6', 'SELECT 1 AS id, 2 AS "ID"');
 
@@ -44,4 +69,5 @@ SELECT id, qty FROM dcn_lines ORDER BY id;
 
 -- clean up
 DROP TABLE dcn_lines, dcn_orders;
+DROP FUNCTION dcn_rec();
 DELETE FROM idempotency_keys;
