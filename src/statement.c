@@ -143,28 +143,20 @@ command_word(SPIPlanPtr plan)
 }
 
 /*
- * to_jsonb(record), called directly.  to_jsonb finds its argument's type
- * through fn_expr, so give it an expression whose argument is a record.
+ * to_jsonb(value) for values of one column, called directly: to_jsonb finds
+ * its argument's type through fn_expr, so give it an expression whose
+ * argument has the column's type.
  */
-static FmgrInfo *
-record_to_jsonb_fn(void)
+static void
+column_to_jsonb_fn(FmgrInfo *f, Form_pg_attribute att)
 {
-	static FmgrInfo *finfo = NULL;
-
-	if (finfo == NULL)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-		FmgrInfo   *f = palloc0(sizeof(FmgrInfo));
-
-		fmgr_info(F_TO_JSONB, f);
-		f->fn_expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
-										   list_make1(makeNullConst(RECORDOID, -1, InvalidOid)),
-										   InvalidOid, InvalidOid,
-										   COERCE_EXPLICIT_CALL);
-		MemoryContextSwitchTo(oldcxt);
-		finfo = f;
-	}
-	return finfo;
+	fmgr_info(F_TO_JSONB, f);
+	f->fn_expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
+									   list_make1(makeNullConst(att->atttypid,
+																att->atttypmod,
+																att->attcollation)),
+									   InvalidOid, InvalidOid,
+									   COERCE_EXPLICIT_CALL);
 }
 
 static void
@@ -203,7 +195,8 @@ typedef struct RowCollector
 	const char *key;
 	MemoryContext cxt;			/* where the rows are kept */
 	MemoryContext rowcxt;		/* scratch, reset after each row */
-	TupleDesc	desc;			/* the rows' descriptor, blessed */
+	TupleDesc	desc;			/* the rows' descriptor */
+	FmgrInfo   *to_jsonb;		/* per column: to_jsonb of its type */
 	List	   *rows;			/* Jsonb *, in order */
 	Size		size;			/* their total size */
 	List	   *record_columns; /* columns of record types: see check_value */
@@ -309,8 +302,13 @@ collector_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	check_names(typeinfo, c->key, NULL);
 	oldcxt = MemoryContextSwitchTo(c->cxt);
 
-	/* to_jsonb needs a record type it can look up: bless a copy */
-	c->desc = BlessTupleDesc(CreateTupleDescCopy(typeinfo));
+	c->desc = CreateTupleDescCopy(typeinfo);
+	c->to_jsonb = palloc0(sizeof(FmgrInfo) * Max(typeinfo->natts, 1));
+	for (i = 0; i < typeinfo->natts; i++)
+	{
+		if (!TupleDescAttr(typeinfo, i)->attisdropped)
+			column_to_jsonb_fn(&c->to_jsonb[i], TupleDescAttr(typeinfo, i));
+	}
 	c->rowcxt = AllocSetContextCreate(c->cxt, "idempotency result row",
 									  ALLOCSET_SMALL_SIZES);
 
@@ -404,20 +402,59 @@ check_record_values(RowCollector *c, TupleTableSlot *slot)
 	}
 }
 
+/*
+ * A row as a JSON object, as to_jsonb(record) makes it, but built column by
+ * column: to_jsonb(record) needs the row type registered (BlessTupleDesc),
+ * and the registry keeps every row type for the backend's life, so a new
+ * column alias in each call would grow the backend.
+ */
+static Jsonb *
+row_to_jsonb(RowCollector *c, TupleTableSlot *slot)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	int			i;
+
+	slot_getallattrs(slot);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < c->desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(c->desc, i);
+
+		if (att->attisdropped)
+			continue;
+		push_key(&state, NameStr(att->attname));
+		if (slot->tts_isnull[i])
+			v.type = jbvNull;
+		else
+		{
+			Jsonb	   *value = DatumGetJsonbP(FunctionCall1(&c->to_jsonb[i],
+															 slot->tts_values[i]));
+
+			if (JB_ROOT_IS_SCALAR(value))
+				JsonbExtractScalar(&value->root, &v);
+			else
+			{
+				v.type = jbvBinary;
+				v.val.binary.data = &value->root;
+				v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+			}
+		}
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
 static bool
 collector_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	RowCollector *c = (RowCollector *) self;
 	MemoryContext oldcxt = MemoryContextSwitchTo(c->rowcxt);
-	bool		shouldfree;
-	HeapTuple	tuple;
 	Jsonb	   *row;
 	Size		len;
 
 	check_record_values(c, slot);
-	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
-	row = DatumGetJsonbP(FunctionCall1(record_to_jsonb_fn(),
-									   heap_copy_tuple_as_datum(tuple, c->desc)));
+	row = row_to_jsonb(c, slot);
 	len = VARSIZE(row);
 
 	/* give up early rather than build a huge value to throw away */
