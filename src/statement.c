@@ -9,8 +9,11 @@
  *
  * The captured result is
  *	  {"command": "INSERT", "row_count": 1, "rows": [{"id": 42}]}
- * where rows are the statement's output rows (RETURNING or SELECT), in
- * order, each turned into a JSON object by to_jsonb(record).
+ * where command is the statement's command tag word (as written, whatever
+ * rules rewrote it into), and rows are its output rows (RETURNING or
+ * SELECT), in order, each turned into a JSON object as to_jsonb(record)
+ * does it, while the executor produces them (see RowCollector).  An output
+ * with two columns (or row fields) of one name is refused, not collapsed.
  *
  * src/statement.c
  *
