@@ -28,7 +28,7 @@ ifeq ($(shell test $(VERSION_NUM) -ge 140000; echo $$?),1)
 $(error idempotency requires PostgreSQL 14 or later)
 endif
 # PGXS tracks no header dependencies: every object includes these
-$(OBJS): src/idempotency.h src/compat.h
+$(OBJS): $(wildcard src/*.h)
 sql/$(EXTENSION)--1.1.sql: sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
 	cat $^ > $@
 else
