@@ -13,11 +13,12 @@
 --
 \set VERBOSITY terse
 
--- guards and their key counts, by table
+-- guards and their key counts, by table (a guard's keys are in scope
+-- 'guard:<id>' in 1.0's keys table, scope '<id>' in 1.1's)
 CREATE FUNCTION grl_guards() RETURNS TABLE (tbl text, keys bigint)
 LANGUAGE sql AS $$
 	SELECT g.tbl::text, (SELECT count(*) FROM idempotency_keys k
-						 WHERE k.scope = 'guard:' || g.guard_id)
+						 WHERE k.scope IN (g.guard_id, 'guard:' || g.guard_id))
 	FROM idempotency_guards g ORDER BY 1
 $$;
 
@@ -95,7 +96,7 @@ SELECT idem_guard('grl_stale', 'k');
 SELECT guard_id <> :'old_guard' AS new_guard_id FROM idempotency_guards
 WHERE tbl = 'grl_stale'::regclass;
 SELECT count(*) AS old_guard_keys FROM idempotency_keys
-WHERE scope = 'guard:' || :'old_guard';
+WHERE scope IN (:'old_guard', 'guard:' || :'old_guard');
 -- the keys 1 and 2 are new to the new guard
 INSERT INTO grl_stale VALUES (1), (2), (2) RETURNING k;
 SELECT * FROM grl_guards();

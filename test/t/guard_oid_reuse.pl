@@ -15,6 +15,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+# a guard's keys: scope 'guard:<id>' in 1.0's keys table, '<id>' in 1.1's
+
 my $node = PostgreSQL::Test::Cluster->new('guard_oid_reuse');
 $node->init;
 $node->start;
@@ -31,7 +33,7 @@ my $old_guard = $node->safe_psql('postgres',
 	"SELECT guard_id FROM idempotency_guards WHERE tbl = $oid");
 like($old_guard, qr/^[0-9a-f-]{36}$/, "old_events (OID $oid) is guarded");
 is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM idempotency_keys WHERE scope = 'guard:$old_guard'"),
+		"SELECT count(*) FROM idempotency_keys WHERE scope IN ('$old_guard', 'guard:$old_guard')"),
 	'3',
 	'the old guard has three keys');
 
@@ -81,7 +83,7 @@ my $new_guard = $node->safe_psql('postgres',
 	"SELECT guard_id FROM idempotency_guards WHERE tbl = $oid");
 isnt($new_guard, $old_guard, 'the new table gets a new guard id');
 is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM idempotency_keys WHERE scope = 'guard:$old_guard'"),
+		"SELECT count(*) FROM idempotency_keys WHERE scope IN ('$old_guard', 'guard:$old_guard')"),
 	'0',
 	"the old guard's keys are forgotten");
 is( $node->safe_psql('postgres',
@@ -89,7 +91,7 @@ is( $node->safe_psql('postgres',
 	"1\n2\n3\n4",
 	'the first rows of the new table all go in: no key is inherited');
 is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM idempotency_keys WHERE scope = 'guard:$new_guard'"),
+		"SELECT count(*) FROM idempotency_keys WHERE scope IN ('$new_guard', 'guard:$new_guard')"),
 	'4',
 	'the new guard recorded its own four keys');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM idempotency_guards'),
