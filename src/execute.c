@@ -49,6 +49,7 @@ typedef struct ParamTypeInfo
 	char	   *name;
 	bool		canonical;		/* text form depends on settings */
 	bool		qualify;		/* ... and on search_path */
+	bool		per_call;		/* outfunc is copied for each call */
 } ParamTypeInfo;
 
 #define TYPE_CACHE_SIZE 32
@@ -119,19 +120,42 @@ param_type_info(Oid type)
 														  FORMAT_TYPE_FORCE_QUALIFY));
 	info->canonical = canonical_output_needed(type);
 	info->qualify = info->canonical && canonical_output_needs_path(type);
+
+	/*
+	 * record_out keeps what it knows of a row type in fn_extra, allocated in
+	 * fn_mcxt, and allocates anew (without freeing) whenever the row type
+	 * changes: an anonymous record's changes with every ROW(...) of another
+	 * arity, so a shared FmgrInfo would grow the type cache on each call.
+	 * Arguments of such types get a copy of outfunc for the call.
+	 */
+	info->per_call = type == RECORDOID || type == RECORDARRAYOID;
 	info->type = type;
 	if (info == &type_cache[type_cache_used])
 		type_cache_used++;		/* complete: only now can a lookup find it */
 	return info;
 }
 
+/* The output function to hash an argument of this type with in this call. */
+static FmgrInfo *
+call_outfunc(ParamTypeInfo *info)
+{
+	FmgrInfo   *f;
+
+	if (!info->per_call)
+		return &info->outfunc;	/* shared: keeps its fn_extra cache */
+	f = palloc(sizeof(FmgrInfo));
+	fmgr_info_copy(f, &info->outfunc, CurrentMemoryContext);
+	return f;
+}
+
 static void
-set_arg(RequestArgs *args, int i, ParamTypeInfo *info, Datum value, bool isnull)
+set_arg(RequestArgs *args, int i, ParamTypeInfo *info, FmgrInfo *outfunc,
+		Datum value, bool isnull)
 {
 	args->types[i] = info->type;
 	args->values[i] = value;
 	args->nulls[i] = isnull ? 'n' : ' ';
-	args->outfuncs[i] = &info->outfunc;	/* shared: keeps its fn_extra cache */
+	args->outfuncs[i] = outfunc;
 	args->typenames[i] = info->name;
 	args->canonical |= info->canonical;
 	args->qualify |= info->qualify;
@@ -176,6 +200,7 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 		bool		typbyval;
 		char		typalign;
 		ParamTypeInfo *info;
+		FmgrInfo   *outfunc;
 
 		if (!OidIsValid(elemtype))
 			ereport(ERROR,
@@ -197,9 +222,10 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 					 errdetail("The VARIADIC array has %d elements; at most %d can be bound.",
 							   nelems, PG_UINT16_MAX)));
 		info = param_type_info(elemtype);
+		outfunc = call_outfunc(info);
 		alloc_args(args, nelems);
 		for (i = 0; i < nelems; i++)
-			set_arg(args, i, info, elems[i], elemnulls[i]);
+			set_arg(args, i, info, outfunc, elems[i], elemnulls[i]);
 		return;
 	}
 
@@ -210,6 +236,7 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 		Oid			type = get_fn_expr_argtype(flinfo, argno);
 		bool		isnull = PG_ARGISNULL(argno);
 		Datum		value = isnull ? (Datum) 0 : PG_GETARG_DATUM(argno);
+		ParamTypeInfo *info;
 
 		if (!OidIsValid(type))
 			elog(ERROR, "could not determine the type of argument %d", argno + 1);
@@ -219,8 +246,8 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 			if (!isnull)
 				value = CStringGetTextDatum(DatumGetCString(value));
 		}
-		set_arg(args, i, param_type_info(type),
-				value, isnull);
+		info = param_type_info(type);
+		set_arg(args, i, info, call_outfunc(info), value, isnull);
 	}
 }
 
@@ -303,8 +330,10 @@ idem_execute(PG_FUNCTION_ARGS)
 		if (!fingerprint_statement_matches(probe.fingerprint, fingerprint,
 										   sql, &args))
 			raise_key_reused(key, other_request);
-		if (probe.result == NULL)
-			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
+		if (probe.result == NULL)	/* only a hand-edited keys table */
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("idempotency key \"%s\" has no stored result", key)));
 		idem_stats_count(IDEM_STAT_REPLAYED, 1);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
 	}

@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -123,24 +124,65 @@ new_guard_id(void)
 }
 
 /*
- * Open the table to guard or unguard, check it is a table its caller owns,
- * and lock it as CREATE TRIGGER would.
+ * Check, without locking it, that relid is a table the current user may
+ * guard or unguard: a plain or partitioned table it owns, and for
+ * idem_guard not a temporary one.
  */
-static Relation
-open_guarded_table(Oid relid, const char *caller)
+static void
+check_guarded_table(Oid relid, const char *caller, bool guarding)
 {
-	Relation	rel = table_open(relid, ShareRowExclusiveLock);
-	char		relkind = rel->rd_rel->relkind;
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
 
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	if (form->relkind != RELKIND_RELATION &&
+		form->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errmsg("\"%s\" is not a table", NameStr(form->relname)),
 				 errdetail("%s works on plain and partitioned tables only.",
 						   caller)));
 	if (!idem_table_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
-					   RelationGetRelationName(rel));
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(form->relkind),
+					   NameStr(form->relname));
+	if (guarding && form->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot guard temporary table \"%s\"",
+						NameStr(form->relname)),
+				 errdetail("A temporary table vanishes at the end of its session or transaction without a DROP command, which would leave its guard's keys behind."),
+				 errhint("Keys of a table that lives as long as a session belong in the table itself: put a unique index on the key column and use INSERT ... ON CONFLICT DO NOTHING.")));
+	ReleaseSysCache(tuple);
+}
+
+/*
+ * Open the table to guard or unguard, check it is a table its caller owns,
+ * and lock it as CREATE TRIGGER would.
+ *
+ * The checks come before the lock, as RangeVarCallbackOwnsTable does for
+ * PostgreSQL's own commands: a role with no right to the table must fail at
+ * once, not queue a ShareRowExclusiveLock behind the table's writers, which
+ * would make every later writer queue behind it.  They are made again once
+ * the lock is held, since the table may have been dropped, or changed owner,
+ * while we waited.
+ */
+static Relation
+open_guarded_table(Oid relid, const char *caller, bool guarding)
+{
+	Relation	rel;
+
+	check_guarded_table(relid, caller, guarding);
+	rel = try_table_open(relid, ShareRowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errdetail("It was dropped while %s waited for its lock.", caller)));
+	check_guarded_table(relid, caller, guarding);
 	return rel;
 }
 
@@ -161,6 +203,17 @@ run_ddl(const char *sql)
 			 sql, SPI_result_code_string(rc));
 }
 
+/* Forget a guard: its keys and its registry row. */
+static void
+forget_guard(KeyStore *ks, Oid relid, const char *guard_id)
+{
+	KeyScope	scope;
+
+	scope_of_guard(&scope, guard_id, relid);
+	keystore_forget_scope(ks, &scope);
+	keystore_unregister_guard(ks, relid);
+}
+
 /*
  * idem_guard(tbl regclass, key_column name, ttl interval DEFAULT NULL,
  *			  on_duplicate text DEFAULT 'skip') RETURNS void
@@ -176,6 +229,8 @@ idem_guard(PG_FUNCTION_ARGS)
 	AttrNumber	attnum;
 	char	   *guard_id;
 	char	   *table;
+	Trigger    *trigger;
+	bool		guarded;
 	KeyStore	ks;
 	StringInfoData sql;
 
@@ -212,7 +267,7 @@ idem_guard(PG_FUNCTION_ARGS)
 		canonical_output_end(nestlevel);
 	}
 
-	rel = open_guarded_table(relid, "idem_guard");
+	rel = open_guarded_table(relid, "idem_guard", true);
 	attnum = get_attnum(relid, column);
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
@@ -229,16 +284,28 @@ idem_guard(PG_FUNCTION_ARGS)
 	 * Guarding again replaces the settings but keeps the guard id, and so the
 	 * keys.  The id comes from the registry, never from an existing trigger's
 	 * arguments, which the table's owner could have copied from another
-	 * table's guard.
+	 * table's guard.  A registry row counts only while the table has our
+	 * trigger with its id: without it, the row was left by a table that had
+	 * this OID before (or the trigger was dropped by hand), and its keys must
+	 * not carry over to this table.
 	 */
+	trigger = guard_trigger(rel);
+	guarded = is_own_guard(rel, trigger,
+						   guard_trigger_function(fcinfo->flinfo->fn_oid));
 	guard_id = keystore_guard_of_table(&ks, relid);
+	if (guard_id != NULL &&
+		!(guarded && trigger->tgnargs == GUARD_NARGS &&
+		  strcmp(trigger->tgargs[0], guard_id) == 0))
+	{
+		forget_guard(&ks, relid, guard_id);
+		guard_id = NULL;
+	}
 	if (guard_id == NULL)
 	{
 		guard_id = new_guard_id();
 		keystore_register_guard(&ks, guard_id, relid);
 	}
-	if (is_own_guard(rel, guard_trigger(rel),
-					 guard_trigger_function(fcinfo->flinfo->fn_oid)))
+	if (guarded)
 		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME, table));
 
 	initStringInfo(&sql);
@@ -271,7 +338,7 @@ idem_unguard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tbl must not be null")));
-	rel = open_guarded_table(PG_GETARG_OID(0), "idem_unguard");
+	rel = open_guarded_table(PG_GETARG_OID(0), "idem_unguard", false);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -287,13 +354,7 @@ idem_unguard(PG_FUNCTION_ARGS)
 		run_ddl(psprintf("DROP TRIGGER %s ON %s", GUARD_TRIGGER_NAME,
 						 qualified_table_name(rel)));
 	if (guard_id != NULL)
-	{
-		KeyScope	scope;
-
-		scope_of_guard(&scope, guard_id, RelationGetRelid(rel));
-		keystore_forget_scope(&ks, &scope);
-		keystore_unregister_guard(&ks, RelationGetRelid(rel));
-	}
+		forget_guard(&ks, RelationGetRelid(rel), guard_id);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 

@@ -225,9 +225,10 @@ SELECT is(
 -- dropping a guarded table forgets its guard: an sql_drop event trigger
 SELECT is(
 	(SELECT evtevent || ':' || evtfoid::regprocedure::text || ':' || evtenabled::text
+			|| ':' || coalesce(evttags::text, 'every command')
 	   FROM pg_event_trigger WHERE evtname = 'idempotency_forget_dropped_guards'),
-	'sql_drop:idem_forget_dropped_guards():O',
-	'the sql_drop event trigger is installed and enabled');
+	'sql_drop:idem_forget_dropped_guards():A:every command',
+	'the sql_drop event trigger is installed, fires for every drop command, and always (also under session_replication_role = replica)');
 SELECT ok(NOT has_function_privilege('public', 'idem_forget_dropped_guards()', 'EXECUTE'),
 	'PUBLIC cannot call the event trigger function directly');
 
