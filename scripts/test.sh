@@ -9,6 +9,9 @@
 #   isolation  pg_isolation_regress, test/specs/*.spec
 #   tap        prove, test/t/*.pl (PostgreSQL::Test::Cluster, own clusters)
 #   pgtap      pg_prove, test/pgtap/*.sql in a database with pgtap installed
+#   clients    test/clients/suite.sh: psycopg 3, node-postgres, pgx and JDBC
+#              programs, directly and through PgBouncer in transaction mode;
+#              the Django and Express examples; the README's snippets
 #
 # Every suite runs, even after one fails.  A suite is skipped only when it has
 # no test files.  The last line is `suites: N passed, M failed`; the exit
@@ -16,14 +19,14 @@
 #
 # Run as root (it installs packages, installs the extension and runs the
 # tests as OS user postgres in a copy of the tree under /tmp).
-# Usage: scripts/test.sh [suite...]     (default: all four)
+# Usage: scripts/test.sh [suite...]     (default: all of them)
 # IDEM_KEEP_TMP=1 keeps the copy and the cluster's dir for a look afterwards.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-ALL_SUITES=(regress isolation tap pgtap)
+ALL_SUITES=(regress isolation tap pgtap clients)
 if (($# > 0)); then
     SUITES=("$@")
     for s in "${SUITES[@]}"; do
@@ -36,7 +39,16 @@ else
     SUITES=("${ALL_SUITES[@]}")
 fi
 
-ensure_deps
+case " ${SUITES[*]} " in
+    *" clients "*)
+        # shellcheck source=test/clients/suite.sh
+        . "$REPO_ROOT/test/clients/suite.sh"
+        clients_deps
+        # JDBC has no unix sockets: the server listens on 127.0.0.1 too
+        export IDEM_PG_TCP=1
+        ;;
+    *) ensure_deps ;;
+esac
 build_and_install
 
 # The tests write results/, regression.diffs and tmp_check/ next to the
@@ -74,6 +86,7 @@ suite_files() {
         isolation) pattern='test/specs/*.spec' ;;
         tap) pattern='test/t/*.pl' ;;
         pgtap) pattern='test/pgtap/*.sql' ;;
+        clients) pattern='test/clients/*/[Cc]lient.*' ;;
     esac
     (cd "$WORK" && compgen -G "$pattern" | LC_ALL=C sort) || true
 }
@@ -172,6 +185,8 @@ run_pgtap() {
 after_pgtap_failure() {
     show_server_log
 }
+
+# run_clients and after_clients_failure: test/clients/suite.sh, sourced above
 
 # --- run them ------------------------------------------------------------------
 
