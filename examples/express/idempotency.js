@@ -22,11 +22,12 @@ function idempotent(pool, handler) {
       if (answer) {
         res.set('Idempotent-Replayed', 'true');
       } else {
-        answer = await handler(req, db);
+        const { status, body } = await handler(req, db);
+        answer = { status, body: JSON.stringify(body) }; // replayed byte for byte
         await db.query('SELECT idem_finish($1, $2::jsonb)', [key, answer]);
       }
       await db.query('COMMIT');
-      res.status(answer.status).json(answer.body);
+      res.status(answer.status).type('json').send(answer.body);
     } catch (err) {
       await db.query('ROLLBACK').catch(() => {});
       if (err.code === 'IK001') res.status(422).json({ error: 'Idempotency-Key reused for another request' });

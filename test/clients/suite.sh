@@ -189,30 +189,34 @@ example_stop() {
     fi
 }
 
-# clients_example express|django: serve the example, hammer it
+# clients_example express|django direct|pooler: serve the example, hammer it
 clients_example() {
-    local name="ex_$1" port rc=0
+    local name="ex_$1_$2" port rc=0 host="$PGHOST" dbport="$PGPORT"
     port="$(free_tcp_port)"
+    if [[ $2 == pooler ]]; then
+        host=127.0.0.1 dbport="$BOUNCER_PORT"
+    fi
     as_postgres "$WORK" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
         -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $name" \
         -c "CREATE DATABASE $name" >/dev/null || return 1
     case "$1" in
         express)
             as_postgres "$WORK" psql -X -q -v ON_ERROR_STOP=1 -d "$name" -f examples/schema.sql >/dev/null || return 1
-            example_serve "$name" "$WORK/examples/express" "$port" node app.js || rc=1
+            example_serve "$name" "$WORK/examples/express" "$port" \
+                env PGHOST="$host" PGPORT="$dbport" node app.js || rc=1
             ;;
         django)
             as_postgres "$WORK" psql -X -q -v ON_ERROR_STOP=1 -d "$name" -c 'CREATE EXTENSION idempotency' || return 1
             as_postgres "$WORK/examples/django" env PGDATABASE="$name" \
                 "$CLIENTS_PYTHON" manage.py migrate --run-syncdb -v 0 || return 1
-            example_serve "$name" "$WORK/examples/django" "$port" \
+            example_serve "$name" "$WORK/examples/django" "$port" env PGHOST="$host" PGPORT="$dbport" \
                 "$CLIENTS_PYTHON" manage.py runserver --noreload "127.0.0.1:$port" || rc=1
             ;;
     esac
     if ((rc == 0)); then
         set +e
         as_postgres "$WORK" env PGDATABASE="$name" timeout 120 \
-            "$CLIENTS_PYTHON" test/clients/http_hammer.py "$1 example" "http://127.0.0.1:$port/orders" 2>&1 |
+            "$CLIENTS_PYTHON" test/clients/http_hammer.py "$1 $2" "http://127.0.0.1:$port/orders" 2>&1 |
             tee -a "$WORK/clients.tap"
         rc=${PIPESTATUS[0]}
         set -e
@@ -245,7 +249,7 @@ bouncer_control() {
 }
 
 run_clients() {
-    local failed=0 driver mode
+    local failed=0 driver mode example
     : >"$WORK/clients.tap"
     clients_build || return 1
     clients_versions
@@ -256,14 +260,17 @@ run_clients() {
         done
     done
     bouncer_control || failed=1
-    bouncer_stop
     if as_postgres "$WORK" psql -X -q -At -d postgres -c 'CREATE EXTENSION idempotency' \
             -c "SELECT to_regproc('idem_begin') IS NULL" -c 'DROP EXTENSION idempotency' | grep -q t; then
         echo "# examples: idem_begin/idem_finish are not in this build, skipped"
     else
-        clients_example express || failed=1
-        clients_example django || failed=1
+        for example in express django; do
+            for mode in direct pooler; do
+                clients_example "$example" "$mode" || failed=1
+            done
+        done
     fi
+    bouncer_stop
     set +e
     as_postgres "$WORK" "$CLIENTS_PYTHON" test/clients/readme.py | tee -a "$WORK/clients.tap"
     ((PIPESTATUS[0] == 0)) || failed=1

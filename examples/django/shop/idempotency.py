@@ -4,7 +4,7 @@ answer and the view does not run."""
 import json
 
 from django.db import DatabaseError, connection, transaction
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 
 class IdempotencyKeyMiddleware:
@@ -21,17 +21,19 @@ class IdempotencyKeyMiddleware:
                 # SET LOCAL only: behind PgBouncer, SET would stay on the server connection
                 cur.execute("SELECT set_config('idempotency.tenant', %s, true), set_config('idempotency.wait', 'off', true)",
                             [request.headers.get("X-Account", "")])  # stand-in for your authenticated account
-                cur.execute("SELECT idem_begin(%s, %s::jsonb)", [key, json.dumps(fingerprint)])
-                stored = cur.fetchone()[0]
+                cur.execute("SELECT idem_begin(%s, %s::jsonb)::text", [key, json.dumps(fingerprint)])
+                stored = cur.fetchone()[0]  # Django hands jsonb over as text
                 if stored is not None:
-                    response = JsonResponse(stored["body"], status=stored["status"], safe=False)
+                    stored = json.loads(stored)
+                    response = HttpResponse(stored["body"], status=stored["status"], content_type=stored["type"])
                     response["Idempotent-Replayed"] = "true"
                     return response
                 response = self.get_response(request)
                 if response.status_code >= 500:  # unexpected failure: roll back, the retry runs again
                     transaction.set_rollback(True)
                     return response
-                answer = {"status": response.status_code, "body": json.loads(response.content)}
+                answer = {"status": response.status_code, "type": response["Content-Type"],
+                          "body": response.content.decode()}  # replayed byte for byte
                 cur.execute("SELECT idem_finish(%s, %s::jsonb)", [key, json.dumps(answer)])
                 return response
         except DatabaseError as e:
