@@ -67,12 +67,12 @@ func sqlstate(err error) string {
 	return ""
 }
 
-// querier is what a *pgx.Conn and a pgx.Tx have in common here.
+// README:pgx
+// querier: a *pgx.Conn, a pgx.Tx or a *pgxpool.Pool
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// README:pgx
 func pay(ctx context.Context, conn querier, key, customer, amount string) (map[string]any, error) {
 	var result map[string]any
 	err := conn.QueryRow(ctx, "SELECT idem_execute($1, $2, $3::text, $4::numeric)",
