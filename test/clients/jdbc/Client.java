@@ -158,11 +158,7 @@ public class Client {
         check(Boolean.TRUE.equals(pay(b, "pay-3", "cus_3", new BigDecimal("7")).get("replayed")),
               "the retried transaction replays");
 
-        if (Boolean.TRUE.equals(scalar(a, "SELECT to_regproc('idem_begin') IS NOT NULL"))) {
-            requestKeys(a, b);
-        } else {
-            System.out.println("# idem_begin/idem_finish: not in this build, skipped");
-        }
+        requestKeys(a, b);
         a.close();
         b.close();
         hammer(8, 12, 2);
@@ -244,12 +240,15 @@ public class Client {
                             for (int attempt = 0; attempt < 400 && !done; attempt++) {
                                 try {
                                     try (Statement st = conn.createStatement();
-                                         ResultSet rs = st.executeQuery("SELECT coalesce(current_setting('idempotency.wait', true), 'on'), current_setting('lock_timeout')")) {
+                                         ResultSet rs = st.executeQuery("SELECT coalesce(current_setting('idempotency.wait', true), 'on'),"
+                                             + " coalesce(current_setting('idempotency.tenant', true), ''), current_setting('lock_timeout')")) {
                                         rs.next();
-                                        if (!rs.getString(1).equals("on") || !rs.getString(2).equals("0")) {
-                                            problems.add("worker " + n + " started a transaction with wait=" + rs.getString(1) + " lock_timeout=" + rs.getString(2));
+                                        if (!rs.getString(1).equals("on") || !rs.getString(2).equals("") || !rs.getString(3).equals("0")) {
+                                            problems.add("worker " + n + " started a transaction with wait=" + rs.getString(1)
+                                                         + " tenant=" + rs.getString(2) + " lock_timeout=" + rs.getString(3));
                                         }
                                     }
+                                    exec(conn, "SET LOCAL idempotency.tenant = 'hammer'");   // the same for all: keys shared
                                     exec(conn, "SET LOCAL lock_timeout = '5s'");
                                     if (n % 2 == 1) exec(conn, "SET LOCAL idempotency.wait = off");
                                     Map<String, Object> r;

@@ -89,11 +89,7 @@ async function main() {
   await b.query('ROLLBACK');
   check((await pay(b, 'pay-3', 'cus_3', '7')).replayed === true, 'the retried transaction replays');
 
-  if ((await a.query("SELECT to_regproc('idem_begin') IS NOT NULL AS yes")).rows[0].yes) {
-    await requestKeys(a, b);
-  } else {
-    console.log('# idem_begin/idem_finish: not in this build, skipped');
-  }
+  await requestKeys(a, b);
   await a.end();
   await b.end();
   await hammer();
@@ -145,8 +141,12 @@ async function hammer(workers = 8, keys = 12, rounds = 2) {
           try {
             await client.query('BEGIN');
             const s = (await client.query(
-              "SELECT coalesce(current_setting('idempotency.wait', true), 'on') AS wait, current_setting('lock_timeout') AS lt")).rows[0];
-            if (s.wait !== 'on' || s.lt !== '0') problems.push(`worker ${n} started a transaction with wait=${s.wait} lock_timeout=${s.lt}`);
+              "SELECT coalesce(current_setting('idempotency.wait', true), 'on') AS wait," +
+              " coalesce(current_setting('idempotency.tenant', true), '') AS tenant, current_setting('lock_timeout') AS lt")).rows[0];
+            if (s.wait !== 'on' || s.tenant !== '' || s.lt !== '0') {
+              problems.push(`worker ${n} started a transaction with wait=${s.wait} tenant=${s.tenant} lock_timeout=${s.lt}`);
+            }
+            await client.query("SET LOCAL idempotency.tenant = 'hammer'"); // the same for all: keys shared
             await client.query("SET LOCAL lock_timeout = '5s'");
             if (n % 2) await client.query('SET LOCAL idempotency.wait = off');
             const r = (await client.query('SELECT idem_execute($1, $2, $3::text) AS r',

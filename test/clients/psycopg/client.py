@@ -66,10 +66,6 @@ def http_status(conn, key, customer, amount):
 # README:end
 
 
-def has_request_keys(conn):
-    return conn.execute("SELECT to_regproc('idem_begin') IS NOT NULL").fetchone()[0]
-
-
 def main():
     a = connect()
     b = connect()
@@ -123,10 +119,7 @@ def main():
     b.execute("ROLLBACK")
     check(pay(b, "pay-3", "cus_3", Decimal("7"))["replayed"] is True, "the retried transaction replays")
 
-    if has_request_keys(a):
-        request_keys(a, b)
-    else:
-        print("# idem_begin/idem_finish: not in this build, skipped")
+    request_keys(a, b)
     a.close()
     b.close()
     hammer()
@@ -152,6 +145,15 @@ def request_keys(a, b):
           "one order and one ledger row")
     check(sqlstate_of(lambda: order(b, "req-1", 8)) == "IK001", "idem_begin with another request: IK001")
 
+    def as_tenant(tenant):
+        with a.transaction():
+            a.execute("SELECT set_config('idempotency.tenant', %s, true)", (tenant,))
+            return pay(a, "pay-1", "cus_1", Decimal("100.00"))
+    first_b = as_tenant("tenant-b")
+    check(first_b["replayed"] is False and as_tenant("tenant-b")["replayed"] is True
+          and as_tenant("")["replayed"] is True,
+          "SET LOCAL idempotency.tenant: pay-1 of another tenant runs once, and the default tenant's replays")
+
 
 def hammer(workers=8, keys=12, rounds=2):
     """Workers on their own connections retry the same keys, with SET LOCAL
@@ -172,10 +174,13 @@ def hammer(workers=8, keys=12, rounds=2):
                 for attempt in range(400):
                     try:
                         with conn.transaction():
-                            wait, lock_timeout = conn.execute(
-                                "SELECT coalesce(current_setting('idempotency.wait', true), 'on'), current_setting('lock_timeout')").fetchone()
-                            if (wait, lock_timeout) != ("on", "0"):
-                                problems.append(f"worker {n} started a transaction with wait={wait} lock_timeout={lock_timeout}")
+                            settings = conn.execute(
+                                "SELECT coalesce(current_setting('idempotency.wait', true), 'on'),"
+                                " coalesce(current_setting('idempotency.tenant', true), ''),"
+                                " current_setting('lock_timeout')").fetchone()
+                            if settings != ("on", "", "0"):
+                                problems.append(f"worker {n} started a transaction with wait, tenant, lock_timeout {settings}")
+                            conn.execute("SET LOCAL idempotency.tenant = 'hammer'")  # the same for all: keys shared
                             conn.execute("SET LOCAL lock_timeout = '5s'")
                             if n % 2:
                                 conn.execute("SET LOCAL idempotency.wait = off")
