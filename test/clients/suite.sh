@@ -238,23 +238,43 @@ clients_example() {
     return "$rc"
 }
 
-# The control: psycopg with its default prepare_threshold through PgBouncer
-# must fail with 42P05, or the pooler is not multiplexing transactions and the
-# pooler runs prove nothing.
-bouncer_control() {
-    local out
+# The controls, run last through PgBouncer: they show that the pooler runs
+# prove something.  psycopg with its default prepare_threshold must fail with
+# 42P05 (transactions do move between server connections), and a plain SET
+# must reach another client's transaction (what SET LOCAL is for).
+bouncer_controls() {
+    local out rc=0
+    local -a env=(env PGHOST=127.0.0.1 PGPORT="$BOUNCER_PORT" PGDATABASE=cl_control)
     clients_db cl_control || return 1
-    out="$(as_postgres "$WORK" env PGHOST=127.0.0.1 PGPORT="$BOUNCER_PORT" PGDATABASE=cl_control \
-        timeout 120 "$CLIENTS_PYTHON" test/clients/psycopg/client.py direct 2>&1)" || true
+    out="$(as_postgres "$WORK" "${env[@]}" timeout 120 "$CLIENTS_PYTHON" test/clients/psycopg/client.py direct 2>&1)" || true
     if grep -q '42P05' <<<"$out"; then
-        echo "ok - control: psycopg's default prepare_threshold through PgBouncer fails with 42P05" |
-            tee -a "$WORK/clients.tap"
+        clients_tap "ok - control: psycopg's default prepare_threshold through PgBouncer fails with 42P05"
     else
-        echo "not ok - control: psycopg's default prepare_threshold through PgBouncer did not fail with 42P05:" |
-            tee -a "$WORK/clients.tap"
-        echo "$out"
-        return 1
+        clients_tap "not ok - control: psycopg's default prepare_threshold through PgBouncer did not fail with 42P05"
+        grep -v '^ok' <<<"$out"
+        rc=1
     fi
+    out="$(as_postgres "$WORK" "${env[@]}" timeout 60 "$CLIENTS_PYTHON" -c '
+import psycopg
+with psycopg.connect(autocommit=True, prepare_threshold=None) as a:
+    a.execute("SET idempotency.wait = off")  # SET, not SET LOCAL
+seen = set()
+for _ in range(8):
+    with psycopg.connect(autocommit=True, prepare_threshold=None) as b:
+        seen.add(b.execute("SELECT coalesce(current_setting(%s, true), %s)", ("idempotency.wait", "on")).fetchone()[0])
+print("leaked" if "off" in seen else f"kept {seen}")' 2>&1)" || true
+    if [[ $out == leaked ]]; then
+        clients_tap "ok - control: a plain SET idempotency.wait through PgBouncer reaches another client's transaction"
+    else
+        clients_tap "not ok - control: a plain SET through PgBouncer did not reach another client: $out"
+        rc=1
+    fi
+    return "$rc"
+}
+
+# clients_tap LINE: print a check's line and keep it for the count
+clients_tap() {
+    echo "$1" | tee -a "$WORK/clients.tap"
 }
 
 run_clients() {
@@ -268,12 +288,12 @@ run_clients() {
             clients_run "$driver" "$mode" || failed=1
         done
     done
-    bouncer_control || failed=1
     for example in express django; do
         for mode in direct pooler; do
             clients_example "$example" "$mode" || failed=1
         done
     done
+    bouncer_controls || failed=1
     bouncer_stop
     set +e
     as_postgres "$WORK" "$CLIENTS_PYTHON" test/clients/readme.py | tee -a "$WORK/clients.tap"
