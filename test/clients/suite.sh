@@ -173,7 +173,7 @@ example_serve() {
     as_postgres "$dir" sh -c 'echo $$ >"$0"; exec "$@"' "$WORK/$name.pid" \
         env PGDATABASE="$name" PORT="$port" "$@" >"$WORK/$name.log" 2>&1 &
     add_cleanup example_stop
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do
         [[ -n "$EXAMPLE_PID" ]] || EXAMPLE_PID="$(cat "$WORK/$name.pid" 2>/dev/null)"
         if [[ -n "$EXAMPLE_PID" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             return 0
