@@ -178,6 +178,9 @@ example_serve() {
         if [[ -n "$EXAMPLE_PID" ]] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             return 0
         fi
+        if [[ -n "$EXAMPLE_PID" ]] && ! kill -0 "$EXAMPLE_PID" 2>/dev/null; then
+            break  # it exited
+        fi
         sleep 0.1
     done
     echo "$name did not start listening on 127.0.0.1:$port:"
