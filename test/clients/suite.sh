@@ -4,16 +4,19 @@
 #
 # Each program in test/clients/*/ is a driver's client of the extension: the
 # README's snippets (marked `README:NAME` ... `README:end`) plus checks of new
-# key, replay, IK001, IK002, 40001, the decoded result, idem_begin/idem_finish
-# and 8 concurrent workers retrying the same keys.  Each runs twice, in a
-# fresh database of its own:
+# key, replay, IK001, IK002 (SET LOCAL idempotency.wait = off), 55P03 (SET
+# LOCAL lock_timeout), 40001 (REPEATABLE READ), the result decoded to the
+# language's map, idem_begin/idem_finish, and 8 concurrent workers retrying
+# the same keys (one effect per key; every transaction starts with the
+# settings' defaults).  Each runs twice, in a fresh database of its own:
 #   direct   to the throwaway server (unix socket; TCP 127.0.0.1 for JDBC)
 #   pooler   through PgBouncer in transaction mode (127.0.0.1, a free port),
 #            with the driver settings the README recommends
 # Then the Django and Express examples (examples/) are served on 127.0.0.1,
 # connected directly and through PgBouncer, and hammered with concurrent
-# duplicate requests (test/clients/http_hammer.py); test/clients/readme.py
-# checks that the README's snippets are the tested ones.
+# duplicate requests (test/clients/http_hammer.py).  Two controls show that
+# PgBouncer really moves transactions between server connections.  Last,
+# test/clients/readme.py checks that the README's snippets are the tested ones.
 
 CLIENTS_PACKAGES=(
     python3 python3-psycopg          # psycopg 3
