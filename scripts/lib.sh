@@ -8,9 +8,12 @@
 # It defines:
 #   ensure_deps [pkg...]     install missing Debian packages (apt, as root)
 #   build_and_install        make && make install in the repo root
-#   start_cluster [line...]  throwaway PostgreSQL cluster, unix socket only,
-#                            extra postgresql.conf lines as arguments;
-#                            exports PGHOST PGPORT PGUSER PGDATABASE
+#   start_cluster [line...]  throwaway PostgreSQL cluster, unix socket only
+#                            (also 127.0.0.1 with IDEM_PG_TCP=1, for clients
+#                            without unix sockets), extra postgresql.conf
+#                            lines as arguments; exports PGHOST PGPORT PGUSER
+#                            PGDATABASE
+#   free_tcp_port            print a TCP port free on 127.0.0.1
 #   stop_cluster             stop it (idempotent; also run on exit)
 #   as_postgres DIR CMD...   run CMD as OS user postgres in DIR, passing the
 #                            PG*/PATH environment through
@@ -190,6 +193,11 @@ as_postgres() {
     fi
 }
 
+# free_tcp_port: a port nothing listens on at 127.0.0.1 now (the kernel's pick)
+free_tcp_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # ---------------------------------------------------------------------------
 # start_cluster [extra postgresql.conf lines...]
 # ---------------------------------------------------------------------------
@@ -202,6 +210,11 @@ start_cluster() {
     [[ -z "$IDEM_PG_DIR" ]] || die "start_cluster: a cluster is already running in $IDEM_PG_DIR"
     _idem_set_pg_paths || die "start_cluster: ${PG_CONFIG:-pg_config} not found (run ensure_deps)"
     id postgres >/dev/null 2>&1 || die "start_cluster: no OS user postgres"
+    local port=5432 listen=""
+    if [[ "${IDEM_PG_TCP:-0}" == 1 ]]; then
+        port="$(free_tcp_port)"
+        listen=127.0.0.1
+    fi
 
     # Short path in /tmp: it is the unix socket dir (socket paths max ~107 chars)
     # and user postgres must be able to reach it.
@@ -225,9 +238,9 @@ start_cluster() {
     {
         echo ""
         echo "# throwaway cluster for tests and the demo (scripts/lib.sh)"
-        echo "listen_addresses = ''"
+        echo "listen_addresses = '$listen'"
         echo "unix_socket_directories = '$IDEM_PG_DIR'"
-        echo "port = 5432"
+        echo "port = $port"
         echo "fsync = off"
         echo "synchronous_commit = off"
         echo "full_page_writes = off"
@@ -247,8 +260,8 @@ start_cluster() {
     _IDEM_PG_RUNNING=1
 
     unset PGHOSTADDR PGSERVICE PGSERVICEFILE PGPASSWORD PGOPTIONS PGSSLMODE
-    export PGHOST="$IDEM_PG_DIR" PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
-    log "== cluster: $("$PG_BINDIR/postgres" -V) running as OS user postgres, socket dir $PGHOST, log $IDEM_PG_LOG"
+    export PGHOST="$IDEM_PG_DIR" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+    log "== cluster: $("$PG_BINDIR/postgres" -V) running as OS user postgres, socket dir $PGHOST${listen:+ and $listen:$port}, log $IDEM_PG_LOG"
 }
 
 # fresh_database NAME: an empty database NAME, dropped again on exit.

@@ -13,6 +13,9 @@
 #   deb        test/deb/*.sh: make deb, then the package installed into the
 #              system PostgreSQL, tested and removed; always runs last, and
 #              installs this build again afterwards
+#   clients    test/clients/suite.sh: psycopg 3, node-postgres, pgx and JDBC
+#              programs, directly and through PgBouncer in transaction mode;
+#              the Django and Express examples; the README's snippets
 #
 # Every suite runs, even after one fails.  A suite is skipped only when it has
 # no test files.  The last line is `suites: N passed, M failed`; the exit
@@ -27,7 +30,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-ALL_SUITES=(regress isolation tap pgtap pgxn deb)
+ALL_SUITES=(regress isolation tap pgtap clients pgxn deb)
 if (($# > 0)); then
     SUITES=()
     for s in "$@"; do
@@ -43,7 +46,16 @@ else
     SUITES=("${ALL_SUITES[@]}")
 fi
 
-ensure_deps
+case " ${SUITES[*]} " in
+    *" clients "*)
+        # shellcheck source=test/clients/suite.sh
+        . "$REPO_ROOT/test/clients/suite.sh"
+        clients_deps
+        # JDBC has no unix sockets: the server listens on 127.0.0.1 too
+        export IDEM_PG_TCP=1
+        ;;
+    *) ensure_deps ;;
+esac
 build_and_install
 
 # The tests write results/, regression.diffs and tmp_check/ next to the
@@ -83,6 +95,7 @@ suite_files() {
         pgtap) pattern='test/pgtap/*.sql' ;;
         pgxn) pattern='test/pgxn/*.pl' ;;
         deb) pattern='test/deb/*.sh' ;;
+        clients) pattern='test/clients/*/[Cc]lient.*' ;;
     esac
     (cd "$WORK" && compgen -G "$pattern" | LC_ALL=C sort) || true
 }
@@ -209,6 +222,7 @@ run_deb() {
 after_deb_failure() {
     :
 }
+# run_clients and after_clients_failure: test/clients/suite.sh, sourced above
 
 # --- run them ------------------------------------------------------------------
 
