@@ -4,7 +4,7 @@ MODULE_big = idempotency
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
-	src/canonical.o src/claim.o src/plancache.o
+	src/canonical.o src/claim.o src/plancache.o src/citus.o
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads test/sql and test/specs; expected output lives in ./expected
@@ -26,16 +26,18 @@ ifeq ($(shell test $(VERSION_NUM) -ge 140000; echo $$?),1)
 $(error idempotency requires PostgreSQL 14 or later)
 endif
 # PGXS tracks no header dependencies: every object includes these
-$(OBJS): src/idempotency.h src/compat.h
+$(OBJS): src/idempotency.h src/compat.h src/citus.h
 else
 all install installcheck:
 	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)
 endif
 
-.PHONY: demo test bench
+.PHONY: demo test test-citus bench
 demo:
 	scripts/demo.sh
 test:
 	scripts/test.sh
+test-citus:
+	scripts/test-citus.sh
 bench:
 	scripts/bench.sh

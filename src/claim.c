@@ -129,7 +129,10 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 		 * write before anything runs.
 		 */
 		if (locked || XactReadOnly)
+		{
+			citus_claim_key();
 			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
+		}
 
 		if (idem_wait)
 			(void) LockAcquire(&tag, ExclusiveLock, false, false);

@@ -212,6 +212,7 @@ idem_guard(PG_FUNCTION_ARGS)
 	}
 
 	rel = open_guarded_table(relid, "idem_guard");
+	citus_check_guard_table(relid);
 	attnum = get_attnum(relid, column);
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,

@@ -15,6 +15,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
+
 /* SQLSTATEs of our own, in the implementation-defined class IK */
 #define ERRCODE_IDEM_KEY_REUSED			MAKE_SQLSTATE('I','K','0','0','1')
 #define ERRCODE_IDEM_KEY_IN_FLIGHT		MAKE_SQLSTATE('I','K','0','0','2')

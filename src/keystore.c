@@ -261,6 +261,7 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 	}
 	ks->relid = entry->relid;
 	ks->owner = entry->owner;
+	citus_check_keys_table(ks->relid);
 
 	/* The extension was dropped and created again: its plans are stale. */
 	if (ks->relid != cached_relid)
@@ -484,6 +485,7 @@ keystore_claim_guard_key(KeyStore *ks, const char *scope, const char *key,
 	values[0] = CStringGetTextDatum(scope);
 	values[1] = CStringGetTextDatum(key);
 	values[2] = IntervalPGetDatum(ttl);
+	citus_claim_key();
 
 	/*
 	 * Each pass either claims the key, finds it live, or saw it change under
