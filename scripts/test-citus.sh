@@ -83,6 +83,16 @@ build_and_install
 # synchronous standby that never comes, so that a commit (or PREPARE) on that
 # node becomes durable and then waits; the test stops the node right there.
 
+# a test file that stops on an error still ends with the summary line
+SUMMARY_DONE=0
+summary_if_aborted() {
+    if [[ "$SUMMARY_DONE" == 0 && -n "${PASSED:-}" ]]; then
+        echo
+        echo "citus: $PASSED passed, $((FAILED + 1)) failed (aborted: a step of the suite failed, see above)"
+    fi
+}
+add_cleanup summary_if_aborted
+
 CITUS_DIR="$(mktemp -d /tmp/idem-citus.XXXXXX)"
 chown postgres:postgres "$CITUS_DIR"
 chmod 700 "$CITUS_DIR"
@@ -250,6 +260,7 @@ if ((FAILED > 0)); then
     echo "----- end of server logs -----"
 fi
 stop_citus_cluster
+SUMMARY_DONE=1
 echo
 echo "citus: $PASSED passed, $FAILED failed (${secs}s)"
 ((FAILED == 0))

@@ -1,0 +1,59 @@
+# shellcheck shell=bash
+# What cannot be made safe under Citus is refused with 0A000 (sourced after
+# 10_coordinator.sh).
+
+# --- calls on a worker --------------------------------------------------------------
+for node in w1 w2; do
+    is "idem_execute on worker $node: refused" 0A000 \
+        "$(sqlstates "$node" -c "$(pay_sql k-on-worker "$CUS_W1")")"
+done
+is "refused on a worker: nothing paid" 0 "$(payments_of k-on-worker)"
+is "refused on a worker: no key on the worker" 0 \
+    "$(nsql w1 -c "SELECT count(*) FROM idempotency_keys")"
+out="$(psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
+    -c "SELECT idem_execute('k-on-worker', 'SELECT 1')" 2>&1 || true)"
+like "refused on a worker: the message says why and where to call" \
+    '*cannot be stored on a Citus worker node*HINT:*coordinator*' "$out"
+
+# --- idem_guard on a distributed table ---------------------------------------------
+is "idem_guard on a distributed table: refused" 0A000 \
+    "$(sqlstates coord -c "SELECT idem_guard('payments', 'ref')")"
+nsql coord -c "CREATE TABLE countries (code text PRIMARY KEY)" \
+    -c "SELECT create_reference_table('countries')" >/dev/null
+is "idem_guard on a reference table: refused" 0A000 \
+    "$(sqlstates coord -c "SELECT idem_guard('countries', 'code')")"
+
+# --- the extension's tables turned into Citus tables --------------------------------
+# Each in a transaction that rolls back; every function is refused inside it.
+calls=(
+    "$(pay_sql k-dist "$CUS_W1")"
+    "SELECT idem_lookup('k-first')"
+    "SELECT idem_forget('k-first')"
+    "SELECT idem_purge()"
+    "INSERT INTO events VALUES ('e-dist')"
+    "SELECT idem_unguard('events')"
+)
+refused_all() {
+    local -a args=(-c "SET client_min_messages = warning" -c BEGIN -c "$1")
+    local call
+    for call in "${calls[@]}"; do
+        args+=(-c "SAVEPOINT s" -c "$call" -c "ROLLBACK TO SAVEPOINT s")
+    done
+    args+=(-c ROLLBACK)
+    sqlstates coord "${args[@]}"
+}
+all_0A000="0A000 0A000 0A000 0A000 0A000 0A000"
+is "keys table distributed: every function refuses" "$all_0A000" \
+    "$(refused_all "SELECT create_distributed_table('idempotency_keys', 'key')")"
+is "keys table a reference table: every function refuses" "$all_0A000" \
+    "$(refused_all "SELECT create_reference_table('idempotency_keys')")"
+is "guard registry a reference table: every function refuses" "$all_0A000" \
+    "$(refused_all "SELECT create_reference_table('idempotency_guards')")"
+out="$(psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
+    -c "SET client_min_messages = warning" -c BEGIN \
+    -c "SELECT create_reference_table('idempotency_keys')" \
+    -c "SELECT idem_lookup('k-first')" -c ROLLBACK 2>&1 || true)"
+like "the refusal names the table and says why" \
+    '*idempotency_keys of extension idempotency is a Citus table*DETAIL:*retries would run again*' "$out"
+is "after the rollback the keys replay again" \
+    t "$(nsql coord -c "SELECT idem_lookup('k-first') IS NOT NULL")"
