@@ -57,3 +57,20 @@ like "the refusal names the table and says why" \
     '*idempotency_keys of extension idempotency is a Citus table*DETAIL:*retries would run again*' "$out"
 is "after the rollback the keys replay again" \
     t "$(nsql coord -c "SELECT idem_lookup('k-first') IS NOT NULL")"
+
+# --- DDL still works where the extension refuses to run ------------------------------
+# The sql_drop event trigger runs on every node; on a worker, deleting from a
+# distributed registry would be a distributed query from a shard, and fail
+# the DROP.
+for how in "create_distributed_table('idempotency_keys', 'key')" \
+           "create_reference_table('idempotency_guards')"; do
+    is "$how: DROP TABLE of a distributed table still works" "" \
+        "$(sqlstates coord -c "SET client_min_messages = warning" -c BEGIN -c "SELECT $how" \
+            -c "CREATE TABLE ddl_probe (id int PRIMARY KEY)" \
+            -c "SELECT create_distributed_table('ddl_probe', 'id')" \
+            -c "DROP TABLE ddl_probe" -c ROLLBACK)"
+done
+nsql coord -c "CREATE TABLE ddl_probe (id int PRIMARY KEY)" \
+    -c "SELECT create_distributed_table('ddl_probe', 'id')" -c "DROP TABLE ddl_probe" >/dev/null
+is "DROP TABLE of a distributed table with local key tables: no error, guard kept" 1 \
+    "$(nsql coord -c "SELECT count(*) FROM idempotency_guards")"
