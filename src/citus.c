@@ -162,8 +162,7 @@ refuse_citus_table(Oid relid)
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("table %s of extension idempotency is a Citus table", name),
 			 errdetail("The extension reads and writes it directly on the node where it is called. A distributed, reference or Citus local table keeps its rows in shards, where stored keys would not be found and retries would run again."),
-			 errhint("Make it a local table on the coordinator again: SELECT undistribute_table('%s');",
-					 name)));
+			 errhint("Citus cannot undistribute a table that belongs to an extension: copy out the keys to keep, then recreate the extension on the coordinator (DROP EXTENSION idempotency CASCADE; CREATE EXTENSION idempotency).")));
 }
 
 static void
