@@ -74,3 +74,19 @@ nsql coord -c "CREATE TABLE ddl_probe (id int PRIMARY KEY)" \
     -c "SELECT create_distributed_table('ddl_probe', 'id')" -c "DROP TABLE ddl_probe" >/dev/null
 is "DROP TABLE of a distributed table with local key tables: no error, guard kept" 1 \
     "$(nsql coord -c "SELECT count(*) FROM idempotency_guards")"
+
+# --- a call Citus delegates to a worker ----------------------------------------------
+nsql coord >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE FUNCTION pay_delegated(customer text, key text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT idem_execute(key, 'INSERT INTO payments (customer, amount, ref) VALUES ($1, $2, $3)',
+                        customer, 10.00::numeric, key)
+$$;
+SELECT create_distributed_function('pay_delegated(text, text)', 'customer',
+                                   colocate_with := 'payments', force_delegation := true);
+SQL
+is "a distributed function delegated to the worker: refused there" 0A000 \
+    "$(sqlstates coord -c "SELECT pay_delegated('$CUS_W1', 'k-delegated')")"
+is "delegated and refused: nothing paid" 0 "$(payments_of k-delegated)"
+is "idem_lookup still answers on a worker (no keys there)" t \
+    "$(nsql w1 -c "SELECT idem_lookup('k-first') IS NULL")"
