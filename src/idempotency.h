@@ -29,6 +29,7 @@
 #include "keystore.h"
 #include "claim.h"
 #include "execute.h"
+#include "request.h"
 #include "citus.h"
 
 #endif							/* IDEMPOTENCY_H */

@@ -22,6 +22,21 @@ pay_sql() {
     echo "SELECT idem_execute('$1', 'INSERT INTO payments (customer, amount, ref) VALUES (\$1, \$2, \$3) RETURNING ref', '$2'::text, 10.00::numeric, '$1'::text)"
 }
 
+# The request-key way to pay: idem_begin, the INSERT, idem_finish, in one
+# transaction; a retry whose idem_begin returns the stored response does
+# nothing else.
+request_sql() {
+    cat <<SQL
+DO \$\$
+BEGIN
+    IF idem_begin('$1', '{"pay": "$2"}') IS NULL THEN
+        INSERT INTO payments (customer, amount, ref) VALUES ('$2', 10.00, '$1');
+        PERFORM idem_finish('$1', '{"status": 201}');
+    END IF;
+END
+\$\$
+SQL
+}
 payments_of() {
     nsql coord -c "SELECT count(*) FROM payments WHERE ref = '$1'"
 }
@@ -116,6 +131,17 @@ nsql coord -c BEGIN -c "SAVEPOINT s" -c "$(pay_sql k-savepoint "$CUS_W2")" \
     -c "ROLLBACK TO SAVEPOINT s" -c "$(pay_sql k-savepoint "$CUS_W2")" -c COMMIT >/dev/null
 is "rollback to savepoint forgets key and payment; the second call pays once" \
     "1 1" "$(payments_of k-savepoint) $(keys_of k-savepoint)"
+
+# --- request keys: idem_begin ... idem_finish around a distributed write ------------
+
+before="$(dist_xacts)"
+nsql coord -c "$(request_sql r-first "$CUS_W2")" >/dev/null
+is "idem_begin/idem_finish: paid once, two-phase commit" "1 $((before + 1))" \
+    "$(payments_of r-first) $(dist_xacts)"
+is "idem_begin on retry returns the stored response" '{"status": 201}' \
+    "$(nsql coord -c "SELECT idem_begin('r-first', '{\"pay\": \"$CUS_W2\"}')")"
+nsql coord -c "$(request_sql r-first "$CUS_W2")" >/dev/null
+is "idem_begin/idem_finish retried: still one payment" 1 "$(payments_of r-first)"
 
 # --- the guard on a local table, beside a remote write -----------------------------
 

@@ -7,7 +7,9 @@ for node in w1 w2; do
     is "idem_execute on worker $node: refused" 0A000 \
         "$(sqlstates "$node" -c "$(pay_sql k-on-worker "$CUS_W1")")"
 done
-is "refused on a worker: nothing paid" 0 "$(payments_of k-on-worker)"
+is "idem_begin on a worker: refused" 0A000 \
+    "$(sqlstates w2 -c "$(request_sql r-on-worker "$CUS_W2")")"
+is "refused on a worker: nothing paid" "0 0" "$(payments_of k-on-worker) $(payments_of r-on-worker)"
 is "refused on a worker: no key on the worker" 0 \
     "$(nsql w1 -c "SELECT count(*) FROM idempotency_keys")"
 out="$(psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
@@ -78,9 +80,12 @@ is "DROP TABLE of a distributed table with local key tables: no error, guard kep
 # --- a call Citus delegates to a worker ----------------------------------------------
 nsql coord >/dev/null <<'SQL'
 SET client_min_messages = warning;
-CREATE FUNCTION pay_delegated(customer text, key text) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT idem_execute(key, 'INSERT INTO payments (customer, amount, ref) VALUES ($1, $2, $3)',
-                        customer, 10.00::numeric, key)
+-- PL/pgSQL: an SQL function would be inlined on the coordinator, not delegated
+CREATE FUNCTION pay_delegated(customer text, key text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN idem_execute(key, 'INSERT INTO payments (customer, amount, ref) VALUES ($1, $2, $3)',
+                        customer, 10.00::numeric, key);
+END
 $$;
 SELECT create_distributed_function('pay_delegated(text, text)', 'customer',
                                    colocate_with := 'payments', force_delegation := true);
