@@ -28,7 +28,10 @@ extern void citus_check_keys_table(Oid keys_relid);
  */
 extern void citus_claim_key(void);
 
-/* idem_guard on relid: refuse (0A000) a Citus table, or on a worker. */
+/*
+ * idem_guard on relid, or its trigger firing there: refuse (0A000) a Citus
+ * table, or on a worker.
+ */
 extern void citus_check_guard_table(Oid relid);
 
 #endif							/* IDEMPOTENCY_CITUS_H */

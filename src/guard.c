@@ -331,6 +331,7 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 	if (state != NULL)
 		return state;
 
+	citus_check_guard_table(RelationGetRelid(rel));
 	if (trigger->tgnargs != GUARD_NARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

@@ -95,3 +95,23 @@ is "a distributed function delegated to the worker: refused there" 0A000 \
 is "delegated and refused: nothing paid" 0 "$(payments_of k-delegated)"
 is "idem_lookup still answers on a worker (no keys there)" t \
     "$(nsql w1 -c "SELECT idem_lookup('k-first') IS NULL")"
+
+# --- a guarded table distributed afterwards ------------------------------------------
+# Citus copies the guard trigger to the shards only with enable_unsafe_triggers;
+# the trigger then fires on the workers, where storing a key is refused.
+nsql coord -c "CREATE TABLE guarded_late (event_id text)" -c "SELECT idem_guard('guarded_late', 'event_id')" \
+    -c "SET citus.enable_unsafe_triggers = on" -c "SET client_min_messages = warning" \
+    -c "SELECT create_distributed_table('guarded_late', 'event_id')" >/dev/null
+is "a guarded table distributed afterwards: inserts are refused on the workers" 0A000 \
+    "$(sqlstates coord -c "SET citus.enable_unsafe_triggers = on" -c "INSERT INTO guarded_late VALUES ('g-1')")"
+is "a guarded table distributed afterwards: nothing inserted" 0 \
+    "$(nsql coord -c "SELECT count(*) FROM guarded_late")"
+
+# --- a database without the citus extension, on a server that preloads it ------------
+out="$(psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
+    -c "CREATE DATABASE no_citus_w" >/dev/null &&
+    psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d no_citus_w \
+    -c "CREATE EXTENSION idempotency" -c "SELECT idem_execute('k-plain', 'SELECT 1')" \
+    -c "SELECT idem_execute('k-plain', 'SELECT 1')" 2>&1 || true)"
+like "a database without citus on a worker's server: keys work as usual" \
+    '*"replayed": false*"replayed": true*' "$out"
