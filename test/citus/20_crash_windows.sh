@@ -27,8 +27,9 @@ unpause_node() {
     fi
 }
 
+# waiting_in_syncrep NODE PATTERN: a backend whose query is LIKE PATTERN waits
 waiting_in_syncrep() {
-    wait_for "$1" "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'SyncRep'" t
+    wait_for "$1" "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND query LIKE '$2'" t
 }
 
 prepared_on() {
@@ -78,7 +79,7 @@ psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
 LOCKER=$!
 wait_for w1 "SELECT count(*) FROM pg_locks WHERE relation = '$shard'::regclass AND granted" 1
 pay_in_background crash-1 "$CUS_W1"
-wait_for w1 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" 1
+wait_for w1 "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO public.payments%'" t
 crash w1
 wait "$LOCKER" || true
 is "$w: the call fails" failed "$(payer_result)"
@@ -91,7 +92,7 @@ after_crash "$w" crash-1
 w="window 2 (worker, after a durable PREPARE)"
 pause_node w1
 pay_in_background crash-2 "$CUS_W1"
-waiting_in_syncrep w1
+waiting_in_syncrep w1 'PREPARE TRANSACTION%'
 crash w1
 unpause_node w1
 is "$w: the call fails" failed "$(payer_result)"
@@ -106,7 +107,7 @@ window_3() {
     local w="window 3 (coordinator, after the worker prepared)$1" k="$2"
     pause_node w1
     pay_in_background "$k" "$CUS_W1"
-    waiting_in_syncrep w1
+    waiting_in_syncrep w1 'PREPARE TRANSACTION%'
     crash coord
     unpause_node w1
     payer_result >/dev/null
@@ -122,7 +123,7 @@ window_4() {
     local w="window 4 (coordinator, after its commit, before COMMIT PREPARED)$1" k="$2"
     pause_node coord
     pay_in_background "$k" "$CUS_W1"
-    waiting_in_syncrep coord
+    waiting_in_syncrep coord "%$k%"
     is "$w: the worker has prepared" 1 "$(prepared_on w1)"
     crash coord
     unpause_node coord
@@ -145,10 +146,10 @@ PAY=pay_sql
 w="window 5 (worker, after a durable COMMIT PREPARED)"
 pause_node coord
 pay_in_background crash-5 "$CUS_W1"
-waiting_in_syncrep coord
+waiting_in_syncrep coord '%crash-5%'
 pause_node w1
 unpause_node coord
-waiting_in_syncrep w1
+waiting_in_syncrep w1 'COMMIT PREPARED%'
 crash w1
 unpause_node w1
 is "$w: the call returns (the coordinator had committed)" ok "$(payer_result)"
@@ -170,7 +171,7 @@ psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
     -c "INSERT INTO payments (customer, amount, ref) VALUES ('$CUS_W1', 10, 'crash-c')" \
     -c COMMIT >/dev/null 2>&1 &
 PAYER=$!
-waiting_in_syncrep w1
+waiting_in_syncrep w1 'COMMIT%'
 is "$w: the worker committed in one phase (nothing prepared)" 0 "$(prepared_on w1)"
 crash coord
 unpause_node w1
