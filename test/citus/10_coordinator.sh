@@ -59,6 +59,8 @@ wait_for() {
         sleep 0.1
     done
     echo "# wait_for $1: '$2' returned '$got', not '$3' after 60 s" >&2
+    nsql "$1" -c "SELECT pid, backend_type, state, wait_event_type, wait_event, left(query, 80)
+                  FROM pg_stat_activity WHERE pid <> pg_backend_pid()" 2>&1 | sed 's/^/#   /' >&2 || true
     return 1
 }
 

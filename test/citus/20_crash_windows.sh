@@ -16,6 +16,23 @@ pause_node() {
     chown postgres:postgres "$(node_data "$1")/pause.conf"
     nsql "$1" -c "SELECT pg_reload_conf()" >/dev/null
     wait_for "$1" "SHOW synchronous_standby_names" idem_pause
+    # Commits wait only once the checkpointer has read the new setting too.
+    # A canary commit that writes WAL (a transactional logical message) and
+    # waits proves it; it ends with the pause.  One that went through came
+    # too early, and another one is sent.
+    local i canary
+    for ((i = 0; i < 300; i++)); do
+        psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[$1]}" -U postgres -d postgres \
+            -c "SELECT pg_catalog.pg_logical_emit_message(true, 'idem_pause_canary', '')" >/dev/null 2>&1 &
+        canary=$!
+        sleep 0.2
+        if kill -0 "$canary" 2>/dev/null; then
+            waiting_in_syncrep "$1" '%idem_pause_canary%'
+            return
+        fi
+    done
+    echo "# pause_node $1: commits never started to wait" >&2
+    return 1
 }
 
 # release a paused node (if it is up) and keep it from pausing on restart

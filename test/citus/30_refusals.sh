@@ -116,9 +116,8 @@ is "a guarded table distributed afterwards: nothing inserted" 0 \
     "$(nsql coord -c "SELECT count(*) FROM guarded_late")"
 
 # --- a database without the citus extension, on a server that preloads it ------------
-out="$(psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
-    -c "CREATE DATABASE no_citus_w" >/dev/null &&
-    psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d no_citus_w \
+nsql w1 -c "CREATE DATABASE no_citus_w" >/dev/null
+out="$(psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d no_citus_w \
     -c "CREATE EXTENSION idempotency" -c "SELECT idem_execute('k-plain', 'SELECT 1')" \
     -c "SELECT idem_execute('k-plain', 'SELECT 1')" 2>&1 || true)"
 like "a database without citus on a worker's server: keys work as usual" \
