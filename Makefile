@@ -7,7 +7,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
 	src/canonical.o src/claim.o src/plancache.o src/scope.o \
-	src/request.o src/stats.o src/worker.o
+	src/request.o src/stats.o src/worker.o src/citus.o
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads test/sql and test/specs; expected output lives in ./expected
@@ -37,11 +37,13 @@ all install installcheck:
 	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)
 endif
 
-.PHONY: demo test bench deb dist
+.PHONY: demo test test-citus bench deb dist
 demo:
 	scripts/demo.sh
 test:
 	scripts/test.sh
+test-citus:
+	scripts/test-citus.sh
 bench:
 	scripts/bench.sh
 deb:

@@ -109,7 +109,31 @@ CREATE OR REPLACE FUNCTION @extschema@.idem_forget_dropped_guards()
 	SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	keys pg_catalog.regclass := pg_catalog.to_regclass('@extschema@.idempotency_keys');
+	guards pg_catalog.regclass := pg_catalog.to_regclass('@extschema@.idempotency_guards');
+	citus_tables bigint := 0;
 BEGIN
+	/* one of them is being dropped, or rebuilt (undistribute_table) */
+	IF keys IS NULL OR guards IS NULL THEN
+		RETURN;
+	END IF;
+
+	/*
+	 * Under Citus, where the keys table or the guard registry has been made
+	 * a Citus table the extension refuses to run (src/citus.c), and a
+	 * DELETE here would fail the DROP (on a worker: a distributed query
+	 * from a shard).  Leave the DDL alone there.
+	 */
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+		EXECUTE 'SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) ANY ($1)'
+			INTO citus_tables
+			USING ARRAY[keys, guards];
+		IF citus_tables > 0 THEN
+			RETURN;
+		END IF;
+	END IF;
+
 	WITH gone AS (
 		DELETE FROM @extschema@.idempotency_guards g
 		USING pg_catalog.pg_event_trigger_dropped_objects() d

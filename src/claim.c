@@ -201,7 +201,10 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 		 * write before anything runs.
 		 */
 		if (locked || XactReadOnly)
+		{
+			citus_claim_key();
 			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
+		}
 
 		if (idem_wait)
 			claim_wait_for_lock(&tag);

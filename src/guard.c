@@ -268,6 +268,7 @@ idem_guard(PG_FUNCTION_ARGS)
 	}
 
 	rel = open_guarded_table(relid, "idem_guard", true);
+	citus_check_guard_table(relid);
 	attnum = get_attnum(relid, column);
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
@@ -391,6 +392,7 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 	if (state != NULL)
 		return state;
 
+	citus_check_guard_table(RelationGetRelid(rel));
 	if (trigger->tgnargs != GUARD_NARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

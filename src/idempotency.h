@@ -31,5 +31,6 @@
 #include "execute.h"
 #include "request.h"
 #include "stats.h"
+#include "citus.h"
 
 #endif							/* IDEMPOTENCY_H */

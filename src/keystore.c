@@ -246,6 +246,7 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 	}
 	ks->relid = entry->relid;
 	ks->owner = entry->owner;
+	citus_check_keys_table(ks->relid);
 
 	/* The extension was dropped and created again: its plans are stale. */
 	if (ks->relid != cached_relid)

@@ -1,0 +1,185 @@
+# shellcheck shell=bash
+# Sourced by scripts/test-citus.sh: nsql, node_*, is, like, CITUS_DIR and
+# NODE_PORT come from there.  Sets up what the later files use too:
+# the distributed table payments, CUS_W1 / CUS_W2 (customers whose shard is
+# on worker 1 / worker 2) and the helpers below.
+#
+# Through the coordinator: a key is stored on the coordinator, the payment
+# on a worker, and the two commit together (two-phase commit).
+
+# psql on a node that records every error's SQLSTATE, one per line on
+# stdout, instead of stopping: sqlstates NODE -c SQL [-c SQL...]
+sqlstates() {
+    local node="$1"
+    shift
+    psql -X -q -A -t -v ON_ERROR_STOP=0 -v VERBOSITY=sqlstate \
+        -h "$CITUS_DIR" -p "${NODE_PORT[$node]}" -U postgres -d postgres "$@" 2>&1 >/dev/null |
+        sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\)$/\1/p' | paste -sd' ' -
+}
+
+# the call that pays: key $1 for customer $2
+pay_sql() {
+    echo "SELECT idem_execute('$1', 'INSERT INTO payments (customer, amount, ref) VALUES (\$1, \$2, \$3) RETURNING ref', '$2'::text, 10.00::numeric, '$1'::text)"
+}
+
+# The request-key way to pay: idem_begin, the INSERT, idem_finish, in one
+# transaction; a retry whose idem_begin returns the stored response does
+# nothing else.
+request_sql() {
+    cat <<SQL
+DO \$\$
+BEGIN
+    IF idem_begin('$1', '{"pay": "$2"}') IS NULL THEN
+        INSERT INTO payments (customer, amount, ref) VALUES ('$2', 10.00, '$1');
+        PERFORM idem_finish('$1', '{"status": 201}');
+    END IF;
+END
+\$\$
+SQL
+}
+payments_of() {
+    nsql coord -c "SELECT count(*) FROM payments WHERE ref = '$1'"
+}
+
+keys_of() {
+    nsql coord -c "SELECT count(*) FROM idempotency_keys WHERE key = '$1'"
+}
+
+# two-phase commits the coordinator has recorded (until recovery removes them)
+dist_xacts() {
+    nsql coord -c "SELECT count(*) FROM pg_dist_transaction"
+}
+
+# wait_for NODE SQL EXPECTED: poll (up to 60 s) until SQL returns EXPECTED
+wait_for() {
+    local i got=""
+    for ((i = 0; i < 600; i++)); do
+        got="$(nsql "$1" -c "$2" 2>/dev/null || true)"
+        [[ "$got" == "$3" ]] && return 0
+        sleep 0.1
+    done
+    echo "# wait_for $1: '$2' returned '$got', not '$3' after 60 s" >&2
+    nsql "$1" -c "SELECT pid, backend_type, state, wait_event_type, wait_event, left(query, 80)
+                  FROM pg_stat_activity WHERE pid <> pg_backend_pid()" 2>&1 | sed 's/^/#   /' >&2 || true
+    return 1
+}
+
+nsql coord >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION idempotency;
+CREATE TABLE payments (
+    id bigserial,
+    customer text NOT NULL,
+    amount numeric NOT NULL,
+    ref text,
+    PRIMARY KEY (customer, id)
+);
+SELECT create_distributed_table('payments', 'customer', shard_count := 4);
+SQL
+
+# a customer whose shard is on the worker at port $1
+customer_on() {
+    nsql coord -c "SELECT c FROM generate_series(1, 100) g, LATERAL (SELECT 'cus_' || g AS c) x
+                   WHERE (SELECT nodeport FROM citus_shards
+                          WHERE shardid = get_shard_id_for_distribution_column('payments', x.c)) = $1
+                   ORDER BY g LIMIT 1"
+}
+CUS_W1="$(customer_on "${NODE_PORT[w1]}")"
+CUS_W2="$(customer_on "${NODE_PORT[w2]}")"
+is "a customer on each worker ($CUS_W1, $CUS_W2)" yes \
+    "$([[ -n "$CUS_W1" && -n "$CUS_W2" ]] && echo yes || echo no)"
+
+# --- one call ------------------------------------------------------------------
+
+before="$(dist_xacts)"
+out="$(nsql coord -c "$(pay_sql k-first "$CUS_W1")")"
+like "first call pays on the worker" '*"replayed": false*' "$out"
+is "the key's remote write was committed with two-phase commit" "$((before + 1))" "$(dist_xacts)"
+out="$(nsql coord -c "$(pay_sql k-first "$CUS_W1")")"
+like "retry replays" '*"replayed": true*' "$out"
+is "retry paid nothing" 1 "$(payments_of k-first)"
+is "the key is on the coordinator" 1 "$(keys_of k-first)"
+
+before="$(dist_xacts)"
+nsql coord -c "INSERT INTO payments (customer, amount, ref) VALUES ('$CUS_W1', 1, 'plain')" >/dev/null
+is "a plain distributed INSERT still commits in one phase" "$before" "$(dist_xacts)"
+
+before="$(dist_xacts)"
+nsql coord -c "$(pay_sql k-first "$CUS_W1")" >/dev/null
+is "a replay does not ask for two-phase commit" "$before" "$(dist_xacts)"
+
+is "a different request under the key is IK001" IK001 \
+    "$(sqlstates coord -c "$(pay_sql k-first "$CUS_W2")")"
+
+# --- transaction blocks ----------------------------------------------------------
+
+before="$(dist_xacts)"
+nsql coord -c BEGIN -c "$(pay_sql k-tx1 "$CUS_W1")" -c "$(pay_sql k-tx2 "$CUS_W2")" -c COMMIT >/dev/null
+is "two keys in one block: both payments" "1 1" "$(payments_of k-tx1) $(payments_of k-tx2)"
+is "two keys in one block: both workers prepared" "$((before + 2))" "$(dist_xacts)"
+
+before="$(dist_xacts)"
+nsql coord -c BEGIN \
+    -c "INSERT INTO payments (customer, amount, ref) VALUES ('$CUS_W2', 1, 'k-tx3-extra')" \
+    -c "$(pay_sql k-tx3 "$CUS_W1")" -c COMMIT >/dev/null
+is "a remote write before the key: two-phase commit for both workers" "$((before + 2))" "$(dist_xacts)"
+
+nsql coord -c BEGIN -c "$(pay_sql k-rollback "$CUS_W2")" -c ROLLBACK >/dev/null
+is "rolled back: no payment, no key" "0 0" "$(payments_of k-rollback) $(keys_of k-rollback)"
+out="$(nsql coord -c "$(pay_sql k-rollback "$CUS_W2")")"
+like "rolled back: the retry runs" '*"replayed": false*' "$out"
+
+nsql coord -c BEGIN -c "SAVEPOINT s" -c "$(pay_sql k-savepoint "$CUS_W2")" \
+    -c "ROLLBACK TO SAVEPOINT s" -c "$(pay_sql k-savepoint "$CUS_W2")" -c COMMIT >/dev/null
+is "rollback to savepoint forgets key and payment; the second call pays once" \
+    "1 1" "$(payments_of k-savepoint) $(keys_of k-savepoint)"
+
+# --- request keys: idem_begin ... idem_finish around a distributed write ------------
+
+before="$(dist_xacts)"
+nsql coord -c "$(request_sql r-first "$CUS_W2")" >/dev/null
+is "idem_begin/idem_finish: paid once, two-phase commit" "1 $((before + 1))" \
+    "$(payments_of r-first) $(dist_xacts)"
+is "idem_begin on retry returns the stored response" '{"status": 201}' \
+    "$(nsql coord -c "SELECT idem_begin('r-first', '{\"pay\": \"$CUS_W2\"}')")"
+nsql coord -c "$(request_sql r-first "$CUS_W2")" >/dev/null
+is "idem_begin/idem_finish retried: still one payment" 1 "$(payments_of r-first)"
+
+# --- the guard on a local table, beside a remote write -----------------------------
+
+nsql coord -c "CREATE TABLE events (event_id text)" -c "SELECT idem_guard('events', 'event_id')" >/dev/null
+before="$(dist_xacts)"
+nsql coord -c BEGIN -c "INSERT INTO events VALUES ('e-1')" \
+    -c "INSERT INTO payments (customer, amount, ref) VALUES ('$CUS_W1', 1, 'e-1')" -c COMMIT >/dev/null
+is "a guard key beside a remote write: two-phase commit" "$((before + 1))" "$(dist_xacts)"
+nsql coord -c "INSERT INTO events VALUES ('e-1')" >/dev/null
+is "the guard skips the duplicate" 1 "$(nsql coord -c "SELECT count(*) FROM events")"
+
+# --- concurrent duplicates through the coordinator ---------------------------------
+
+# hold_key KEY CUSTOMER SECONDS: in the background, pay and keep the
+# transaction open for SECONDS; returns once the key is held
+hold_key() {
+    PGAPPNAME=idem_holder psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
+        -c BEGIN -c "$(pay_sql "$1" "$2")" -c "SELECT pg_sleep($3)" -c COMMIT >/dev/null 2>&1 &
+    HOLDER=$!
+    wait_for coord "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idem_holder' AND query LIKE '%pg_sleep%'" 1
+}
+
+hold_key k-conc "$CUS_W2" 2
+out="$(nsql coord -c "$(pay_sql k-conc "$CUS_W2")")"
+wait "$HOLDER" || true
+like "a concurrent duplicate waits for the holder, then replays" '*"replayed": true*' "$out"
+is "a concurrent duplicate paid once" 1 "$(payments_of k-conc)"
+
+hold_key k-conc-off "$CUS_W1" 2
+is "idempotency.wait = off: IK002 while the holder is in flight" IK002 \
+    "$(sqlstates coord -c "SET idempotency.wait = off" -c "$(pay_sql k-conc-off "$CUS_W1")")"
+wait "$HOLDER" || true
+is "idempotency.wait = off: paid once" 1 "$(payments_of k-conc-off)"
+
+hold_key k-conc-rr "$CUS_W1" 2
+is "REPEATABLE READ duplicate of a holder that commits: 40001" 40001 \
+    "$(sqlstates coord -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT 1" -c "$(pay_sql k-conc-rr "$CUS_W1")" -c ROLLBACK)"
+wait "$HOLDER" || true
+is "REPEATABLE READ duplicate: paid once" 1 "$(payments_of k-conc-rr)"
