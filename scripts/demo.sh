@@ -10,6 +10,9 @@
 #   4. the same key with a different request fails with SQLSTATE IK001
 #   5. with idempotency.wait = off, a key held by an in-flight transaction
 #      fails at once with SQLSTATE IK002
+#   6. idem_begin ... idem_finish put one key around a whole transaction:
+#      its retry gets the stored response and writes nothing; a transaction
+#      that forgets idem_finish cannot commit (SQLSTATE 55000)
 #
 # Each step checks what it shows; the script exits non-zero if one does not
 # hold.  Run as root: it installs what is missing, builds and installs the
@@ -236,13 +239,54 @@ SQL
 finish_background A2 "$pid_a2"
 
 # --------------------------------------------------------------------------
-heading "6. What is stored: one row per key, next to the payments"
+heading "6. One key for a whole transaction: idem_begin ... idem_finish"
+echo "An order is two writes (the order and its payment) under one key; the"
+echo "response the application answered with is stored by idem_finish."
+demo_psql <<'SQL'
+CREATE TABLE orders (id bigserial PRIMARY KEY, sku int, quantity int);
+\echo
+\echo '-- first attempt: idem_begin returns NULL, so this transaction holds the key'
+BEGIN;
+SELECT idem_begin('order-42', '{"sku": 7, "quantity": 2}') IS NULL AS claimed \gset
+\echo '=> claimed:' :claimed
+INSERT INTO orders(sku, quantity) VALUES (7, 2) RETURNING id AS order_id \gset
+INSERT INTO payments(customer, amount) VALUES ('cus_4', 19.80);
+SELECT idem_finish('order-42', jsonb_build_object('status', 201, 'order_id', :order_id));
+COMMIT;
+\echo
+\echo '-- the retry: idem_begin returns the stored response; the application answers with it'
+SELECT idem_begin('order-42', '{"quantity": 2, "sku": 7}') AS retry \gset
+\echo '=>' :retry
+\echo
+\echo '-- a transaction that begins a key and forgets idem_finish cannot commit'
+\set ON_ERROR_STOP 0
+BEGIN;
+SELECT idem_begin('order-43', '{"sku": 8, "quantity": 1}');
+INSERT INTO orders(sku, quantity) VALUES (8, 1);
+COMMIT;
+\set ON_ERROR_STOP 1
+\echo '=> SQLSTATE of that error:' :LAST_ERROR_SQLSTATE
+\set ECHO none
+SELECT demo_check(:'claimed'::boolean, 'the first idem_begin claimed the key (NULL)') AS "check"
+UNION ALL
+SELECT demo_check((:'retry'::jsonb) = jsonb_build_object('status', 201, 'order_id', :order_id),
+                  'the retry got the stored response back')
+UNION ALL
+SELECT demo_check((SELECT count(*) FROM orders) = 1, 'exactly one order: the retry wrote nothing')
+UNION ALL
+SELECT demo_check(:'LAST_ERROR_SQLSTATE' = '55000', 'COMMIT without idem_finish failed with SQLSTATE 55000')
+UNION ALL
+SELECT demo_check(idem_lookup('order-43') IS NULL, 'and stored neither the key nor its order');
+SQL
+
+# --------------------------------------------------------------------------
+heading "7. What is stored: one row per key, next to the payments"
 demo_psql <<'SQL'
 SELECT * FROM payments ORDER BY id;
 SELECT owner, scope, key, result, expires_at - created_at AS ttl
   FROM idempotency_keys ORDER BY created_at;
 \set ECHO none
-SELECT demo_check((SELECT count(*) FROM payments) = 3, 'three payments for three keys') AS "check";
+SELECT demo_check((SELECT count(*) FROM payments) = 4, 'four payments for four keys') AS "check";
 SQL
 
 echo
