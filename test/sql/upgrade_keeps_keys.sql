@@ -96,55 +96,48 @@ SELECT idem_forget('upg-pay') AS forgot_1_0_key;
 SELECT extconfig::regclass[] AS dumped FROM pg_extension WHERE extname = 'idempotency';
 
 -- 7. the updated extension equals a fresh install: its member objects, the
--- keys table's columns, indexes and policies
-CREATE TEMP VIEW upg_shape AS
-SELECT 'member' AS what, pg_describe_object(classid, objid, 0) AS item
+-- keys table's columns, indexes, policies and privileges, the functions'
+-- signatures, attributes, privileges and comments
+CREATE FUNCTION upg_shape() RETURNS TABLE (what text, item text)
+LANGUAGE sql AS $$
+SELECT 'member', pg_describe_object(classid, objid, 0)
 FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')
 UNION ALL
 SELECT 'column', attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attnotnull
 	   || coalesce(' ' || (SELECT collname FROM pg_collation WHERE oid = attcollation), '')
-FROM pg_attribute WHERE attrelid = 'idempotency_keys'::regclass AND attnum > 0 AND NOT attisdropped
+FROM pg_attribute WHERE attrelid = to_regclass('idempotency_keys') AND attnum > 0 AND NOT attisdropped
 UNION ALL
 SELECT 'index', pg_get_indexdef(indexrelid)
-FROM pg_index WHERE indrelid IN ('idempotency_keys'::regclass, 'idempotency_guards'::regclass)
+FROM pg_index WHERE indrelid IN (to_regclass('idempotency_keys'), to_regclass('idempotency_guards'))
 UNION ALL
 SELECT 'policy', polname || ' ' || polcmd || ' ' || pg_get_expr(polqual, polrelid)
-FROM pg_policy WHERE polrelid = 'idempotency_keys'::regclass
+FROM pg_policy WHERE polrelid = to_regclass('idempotency_keys')
 UNION ALL
-SELECT 'rls', relrowsecurity::text FROM pg_class WHERE oid = 'idempotency_keys'::regclass;
-CREATE TEMP TABLE upg_updated AS SELECT * FROM upg_shape;
+SELECT 'table', relname || ' rls ' || relrowsecurity || ' acl ' || coalesce(relacl::text, '')
+FROM pg_class WHERE oid IN (to_regclass('idempotency_keys'), to_regclass('idempotency_guards'))
+UNION ALL
+SELECT 'function', p.oid::regprocedure || ' ' || pg_get_function_result(p.oid) || ' '
+	   || provolatile || ' strict ' || proisstrict || ' definer ' || prosecdef
+	   || ' acl ' || coalesce(proacl::text, '') || ' ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')
+$$;
+CREATE TEMP TABLE upg_updated AS SELECT * FROM upg_shape();
 
 -- back to a fresh install of the default version, for the files after this
 DROP TABLE upg_events, upg_pay;
-DROP VIEW upg_shape;
 DROP EXTENSION idempotency;
 CREATE EXTENSION idempotency;
 SELECT extversion FROM pg_extension WHERE extname = 'idempotency';
-CREATE TEMP VIEW upg_shape AS
-SELECT 'member' AS what, pg_describe_object(classid, objid, 0) AS item
-FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')
-UNION ALL
-SELECT 'column', attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attnotnull
-	   || coalesce(' ' || (SELECT collname FROM pg_collation WHERE oid = attcollation), '')
-FROM pg_attribute WHERE attrelid = 'idempotency_keys'::regclass AND attnum > 0 AND NOT attisdropped
-UNION ALL
-SELECT 'index', pg_get_indexdef(indexrelid)
-FROM pg_index WHERE indrelid IN ('idempotency_keys'::regclass, 'idempotency_guards'::regclass)
-UNION ALL
-SELECT 'policy', polname || ' ' || polcmd || ' ' || pg_get_expr(polqual, polrelid)
-FROM pg_policy WHERE polrelid = 'idempotency_keys'::regclass
-UNION ALL
-SELECT 'rls', relrowsecurity::text FROM pg_class WHERE oid = 'idempotency_keys'::regclass;
 -- no difference either way
-(SELECT 'only after update' AS side, * FROM upg_updated EXCEPT ALL SELECT 'only after update', * FROM upg_shape)
+(SELECT 'only after update' AS side, * FROM upg_updated EXCEPT ALL SELECT 'only after update', * FROM upg_shape())
 UNION ALL
-(SELECT 'only in fresh install', * FROM upg_shape EXCEPT ALL SELECT 'only in fresh install', * FROM upg_updated)
+(SELECT 'only in fresh install', * FROM upg_shape() EXCEPT ALL SELECT 'only in fresh install', * FROM upg_updated)
 ORDER BY 1, 2, 3;
 SELECT count(*) > 10 AS compared_something FROM upg_updated;
 
-DROP VIEW upg_shape;
 DROP TABLE upg_updated;
+DROP FUNCTION upg_shape();
 DROP FUNCTION upg_text(text), upg_le32(int);
 DROP ROLE regress_upg_r, "regress_upg ""odd"":role";
