@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgtime.h"
@@ -76,9 +77,28 @@ set_option(const char *name, const char *value)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
-/* Fix the output settings; returns the nest level to pass to _end. */
+/*
+ * Fix the output settings; returns the nest level to pass to _end.
+ * search_path is emptied too, so that values of reg* types (regclass,
+ * regtype, regproc, ..., also inside arrays and composites) print
+ * qualified: 's1.t'::regclass and 's2.t'::regclass never print alike.
+ */
 int
 canonical_output_begin(void)
+{
+	int			nestlevel = canonical_output_begin_1_0();
+
+	if (namespace_search_path == NULL || namespace_search_path[0] != '\0')
+		set_option("search_path", "");
+	return nestlevel;
+}
+
+/*
+ * The output settings of 1.0, which left search_path alone: only for
+ * recomputing fingerprints stored by 1.0 (fingerprint.c).
+ */
+int
+canonical_output_begin_1_0(void)
 {
 	int			nestlevel = NewGUCNestLevel();
 
