@@ -25,15 +25,15 @@ UNION ALL
 SELECT 'index', pg_get_indexdef(indexrelid)
 FROM pg_index WHERE indrelid IN (to_regclass('idempotency_keys'), to_regclass('idempotency_guards'))
 UNION ALL
-SELECT 'policy', polname || ' ' || polcmd || ' ' || pg_get_expr(polqual, polrelid)
+SELECT 'policy', polname || ' ' || polcmd::text || ' ' || pg_get_expr(polqual, polrelid)
 FROM pg_policy WHERE polrelid = to_regclass('idempotency_keys')
 UNION ALL
 SELECT 'table', relname || ' rls ' || relrowsecurity || ' acl ' || coalesce(relacl::text, '')
 	   || ' ' || coalesce(obj_description(oid, 'pg_class'), '')
 FROM pg_class WHERE oid IN (to_regclass('idempotency_keys'), to_regclass('idempotency_guards'))
 UNION ALL
-SELECT 'function', p.oid::regprocedure || ' ' || pg_get_function_result(p.oid) || ' '
-	   || provolatile || ' strict ' || proisstrict || ' definer ' || prosecdef
+SELECT 'function', p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' '
+	   || provolatile::text || ' strict ' || proisstrict || ' definer ' || prosecdef
 	   || ' acl ' || coalesce(proacl::text, '') || ' ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')
