@@ -6,7 +6,8 @@ DATA = sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
-	src/canonical.o src/claim.o src/plancache.o src/scope.o
+	src/canonical.o src/claim.o src/plancache.o src/scope.o \
+	src/request.o
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads test/sql and test/specs; expected output lives in ./expected

@@ -109,3 +109,19 @@ COMMENT ON FUNCTION @extschema@.idem_forget(text) IS
 	'delete a key of the calling role and idempotency.tenant; true if a live key existed';
 COMMENT ON FUNCTION @extschema@.idem_purge(bigint) IS
 	'delete expired keys, and keys of roles that no longer exist, at most max_rows of them; returns how many were deleted';
+
+/* Keys for a whole request: idem_begin ... work ... idem_finish, in one transaction. */
+CREATE FUNCTION @extschema@.idem_begin(key text, request jsonb DEFAULT NULL)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'idem_begin'
+	LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.idem_finish(key text, response jsonb)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'idem_finish'
+	LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.idem_begin(text, jsonb) IS
+	'claim a key for this transaction and return NULL, or return the stored response of a finished key';
+COMMENT ON FUNCTION @extschema@.idem_finish(text, jsonb) IS
+	'store the response of a key this transaction began; returns it';

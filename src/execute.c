@@ -285,6 +285,8 @@ idem_execute(PG_FUNCTION_ARGS)
 	fingerprint = idem_fingerprint(sql, &args);
 	scope_of_role(&scope);
 	check_not_running(&scope, key, fingerprint);
+	if (request_key_begun(&scope, key))
+		raise_key_reused(key, "This transaction began the key with idem_begin.");
 
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
 	decision = claim_key(&ks, &scope, key, &probe);

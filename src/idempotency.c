@@ -30,4 +30,5 @@ _PG_init(void)
 	idem_settings_init();
 	keystore_init();
 	execute_init();
+	request_init();
 }

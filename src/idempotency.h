@@ -29,5 +29,6 @@
 #include "keystore.h"
 #include "claim.h"
 #include "execute.h"
+#include "request.h"
 
 #endif							/* IDEMPOTENCY_H */
