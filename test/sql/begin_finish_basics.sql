@@ -79,8 +79,11 @@ SELECT key, result FROM idempotency_keys WHERE key = 'bfb-json-null';
 -- 200 INSERTs, a PL/pgSQL block, a savepoint released and one rolled back
 BEGIN;
 SELECT idem_begin('bfb-many', '{"batch": 1}');
+-- (the 200 generated INSERTs are not echoed)
+\set ECHO none
 SELECT format('INSERT INTO bfb_ledger VALUES (%s, 1)', g)
 FROM generate_series(1000, 1199) AS g \gexec
+\set ECHO all
 DO $$
 BEGIN
 	FOR i IN 1200..1249 LOOP
@@ -110,6 +113,7 @@ SET idempotency.max_result_size = '10kB';
 BEGIN;
 SELECT idem_begin('bfb-too-large') IS NULL AS claimed;
 SELECT idem_finish('bfb-too-large', jsonb_build_object('body', repeat('x', 20000))) IS NOT NULL AS finished;
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 RESET idempotency.max_result_size;
 SELECT count(*) AS too_large_stored FROM idempotency_keys WHERE key = 'bfb-too-large';
@@ -125,13 +129,18 @@ SELECT idem_lookup('bfb-rolled-back') AS rolled_back;
 -- 8. bad input records nothing: NULL key 22004, empty key 22023, a key
 -- longer than idempotency.max_key_length 22023, NULL response 22004
 SELECT idem_begin(NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin(repeat('k', 256));
+\echo :LAST_ERROR_SQLSTATE
 BEGIN;
 SELECT idem_begin('bfb-null-response');
 SELECT idem_finish('bfb-null-response', NULL);
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT idem_finish(NULL, '{}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS bad_keys FROM idempotency_keys
 WHERE key IN ('', 'bfb-null-response') OR length(key) > 255;
 
@@ -140,6 +149,7 @@ WHERE key IN ('', 'bfb-null-response') OR length(key) > 255;
 BEGIN READ ONLY;
 SELECT idem_begin('bfb-1') AS read_only_replay;
 SELECT idem_begin('bfb-read-only-new');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 
 -- every key of this file, once

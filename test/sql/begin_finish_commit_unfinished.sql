@@ -19,6 +19,7 @@ BEGIN;
 SELECT idem_begin('bfc-1', '{"n": 1}');
 INSERT INTO bfc_t VALUES ('bfc-1');
 COMMIT;
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS rows FROM bfc_t;
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bfc-1';
 -- the key is free again: a retry claims it and can finish it
@@ -32,6 +33,7 @@ SELECT count(*) AS rows FROM bfc_t;
 
 -- 2. autocommit: a lone idem_begin claims and its implicit commit fails
 SELECT idem_begin('bfc-autocommit');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bfc-autocommit';
 
 -- 3. one key finished and another not: the COMMIT fails and both go
@@ -41,6 +43,7 @@ SELECT idem_finish('bfc-done', '"done"');
 SELECT idem_begin('bfc-pending');
 INSERT INTO bfc_t VALUES ('bfc-3');
 COMMIT;
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS keys FROM idempotency_keys WHERE key IN ('bfc-done', 'bfc-pending');
 SELECT count(*) AS rows FROM bfc_t WHERE v = 'bfc-3';
 
@@ -50,6 +53,7 @@ SAVEPOINT s;
 SELECT idem_begin('bfc-released');
 RELEASE s;
 COMMIT;
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bfc-released';
 
 -- 5. begun in a PL/pgSQL function that returns normally: still unfinished
@@ -60,6 +64,7 @@ END $$;
 BEGIN;
 SELECT bfc_only_begin('bfc-in-function');
 COMMIT;
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bfc-in-function';
 
 -- 6. ROLLBACK with an unfinished key is fine, and so is COMMIT AND CHAIN
@@ -80,6 +85,7 @@ BEGIN;
 SELECT idem_begin('bfc-2pc-unfinished');
 INSERT INTO bfc_t VALUES ('bfc-2pc-unfinished');
 PREPARE TRANSACTION 'bfc-2pc-unfinished';
+\echo :LAST_ERROR_SQLSTATE
 SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'bfc-%';
 -- (should one have been prepared, roll it back so that it cannot hold the
 -- key for the rest of the run)
@@ -99,7 +105,9 @@ PREPARE TRANSACTION 'bfc-2pc-commit';
 SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'bfc-%';
 SET idempotency.wait = off;
 SELECT idem_begin('bfc-2pc-commit', '{"n": 8}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_execute('bfc-2pc-commit', 'SELECT 1 AS one');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_lookup('bfc-2pc-commit') AS lookup_before;
 COMMIT PREPARED 'bfc-2pc-commit';
 SELECT idem_begin('bfc-2pc-commit', '{"n": 8}') AS replayed;
@@ -114,6 +122,7 @@ INSERT INTO bfc_t VALUES ('bfc-2pc-rollback');
 SELECT idem_finish('bfc-2pc-rollback', '{"status": 201}');
 PREPARE TRANSACTION 'bfc-2pc-rollback';
 SELECT idem_begin('bfc-2pc-rollback');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK PREPARED 'bfc-2pc-rollback';
 SELECT count(*) AS rows FROM bfc_t WHERE v = 'bfc-2pc-rollback';
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bfc-2pc-rollback';

@@ -76,6 +76,7 @@ FROM idempotency_keys WHERE key = 'bfn-exp';
 -- an expired key that was never reclaimed cannot be finished: 55000
 UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'bfn-exp';
 SELECT idem_finish('bfn-exp', '"late"');
+\echo :LAST_ERROR_SQLSTATE
 -- an expired request key is absent for idem_execute too: it runs
 SELECT idem_execute('bfn-exp', 'SELECT 2 AS two') -> 'replayed' AS replayed;
 

@@ -44,13 +44,20 @@ SELECT idem_begin('bfm-dup', '{"a": 2}') AS same_as_last_value;
 -- string instead of a number, another array order, an extra member, the
 -- same values nested differently
 SELECT idem_begin('bfm-order', '{"a": 2, "b": {"x": [1, 2], "y": "s"}}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-order', '{"a": "1", "b": {"x": [1, 2], "y": "s"}}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-order', '{"a": 1, "b": {"x": [2, 1], "y": "s"}}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-order', '{"a": 1, "b": {"x": [1, 2], "y": "s"}, "c": null}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-order', '{"a": 1, "b": {"x": [1, 2]}, "y": "s"}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-num', '{"amount": 1.01, "price": 1.5, "big": 100, "z": 0}');
+\echo :LAST_ERROR_SQLSTATE
 -- JSON null is a request too, different from an object
 SELECT idem_begin('bfm-order', 'null');
+\echo :LAST_ERROR_SQLSTATE
 -- the SQLSTATE, caught in PL/pgSQL
 DO $$
 BEGIN
@@ -77,20 +84,25 @@ SELECT idem_begin('bfm-req-stored') AS default_request;
 -- an object is IK001, with SQL NULL it replays
 SELECT bfm_store('bfm-json-null-req', 'null', '"n"');
 SELECT idem_begin('bfm-json-null-req', '{}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-json-null-req', NULL) AS sql_null_request;
 
 -- 6. an idem_execute key, then idem_begin with the same key: IK001, with a
 -- request or without one; the statement's stored result is untouched
 SELECT idem_execute('bfm-exec-first', 'INSERT INTO bfm_t VALUES ($1) RETURNING v', 'x');
 SELECT idem_begin('bfm-exec-first', '{"v": "x"}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_begin('bfm-exec-first');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_execute('bfm-exec-first', 'INSERT INTO bfm_t VALUES ($1) RETURNING v', 'x') -> 'replayed' AS replayed;
 
 -- 7. an idem_begin key, then idem_execute with the same key: IK001, whether
 -- the request key was stored with a request or with NULL; nothing runs
 SELECT bfm_store('bfm-begin-first', '{"v": "y"}', '{"status": 201}');
 SELECT idem_execute('bfm-begin-first', 'INSERT INTO bfm_t VALUES ($1) RETURNING v', 'y');
+\echo :LAST_ERROR_SQLSTATE
 SELECT idem_execute('bfm-null-stored', 'INSERT INTO bfm_t VALUES ($1) RETURNING v', 'y');
+\echo :LAST_ERROR_SQLSTATE
 SELECT v, count(*) FROM bfm_t GROUP BY v ORDER BY v;
 SELECT idem_begin('bfm-begin-first', '{"v": "y"}') AS still_replays;
 
@@ -99,10 +111,12 @@ SELECT idem_begin('bfm-begin-first', '{"v": "y"}') AS still_replays;
 BEGIN;
 SELECT idem_begin('bfm-xact-begin');
 SELECT idem_execute('bfm-xact-begin', 'SELECT 1 AS one');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 BEGIN;
 SELECT idem_execute('bfm-xact-exec', 'SELECT 1 AS one') -> 'replayed' AS replayed;
 SELECT idem_begin('bfm-xact-exec');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT count(*) AS stored FROM idempotency_keys WHERE key IN ('bfm-xact-begin', 'bfm-xact-exec');
 
@@ -111,6 +125,7 @@ SELECT count(*) AS stored FROM idempotency_keys WHERE key IN ('bfm-xact-begin', 
 BEGIN;
 SELECT idem_begin('bfm-pending', '{"n": 1}');
 SELECT idem_begin('bfm-pending', '{"n": 2}');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 
 SELECT key FROM idempotency_keys ORDER BY key;

@@ -35,6 +35,7 @@ SELECT idem_begin('bfs-a') AS a, idem_begin('bfs-b') AS b;
 
 -- 3. idem_finish of a key never begun: 55000, nothing recorded
 SELECT idem_finish('bfs-never', '{"status": 201}');
+\echo :LAST_ERROR_SQLSTATE
 DO $$
 BEGIN
 	PERFORM idem_finish('bfs-never', '{"status": 201}');
@@ -50,6 +51,7 @@ ROLLBACK;
 -- 4. idem_finish of a key begun (and finished) by an earlier transaction:
 -- 55000, and the stored response is unchanged
 SELECT idem_finish('bfs-1', '{"status": 500}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT result FROM idempotency_keys WHERE key = 'bfs-1';
 
 -- 5. idem_finish after an idem_begin that replayed: the replay claimed
@@ -57,6 +59,7 @@ SELECT result FROM idempotency_keys WHERE key = 'bfs-1';
 BEGIN;
 SELECT idem_begin('bfs-1', '{"n": 1}') AS replayed;
 SELECT idem_finish('bfs-1', '{"status": 500}');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT result FROM idempotency_keys WHERE key = 'bfs-1';
 
@@ -64,6 +67,7 @@ SELECT result FROM idempotency_keys WHERE key = 'bfs-1';
 BEGIN;
 SELECT idem_begin('bfs-mine');
 SELECT idem_finish('bfs-other', '{}');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT count(*) AS stored FROM idempotency_keys WHERE key IN ('bfs-mine', 'bfs-other');
 
@@ -74,6 +78,7 @@ SELECT idem_begin('bfs-twice');
 SELECT idem_finish('bfs-twice', '"first"');
 SAVEPOINT before_second;
 SELECT idem_finish('bfs-twice', '"second"');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK TO before_second;
 SELECT idem_lookup('bfs-twice') AS in_xact;
 COMMIT;
@@ -83,6 +88,7 @@ BEGIN;
 SELECT idem_begin('bfs-twice-same');
 SELECT idem_finish('bfs-twice-same', '"same"');
 SELECT idem_finish('bfs-twice-same', '"same"');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 -- uncaught, the error aborts the transaction: nothing is stored at all
 BEGIN;
@@ -90,6 +96,7 @@ SELECT idem_begin('bfs-twice-abort');
 INSERT INTO bfs_t VALUES ('bfs-twice-abort');
 SELECT idem_finish('bfs-twice-abort', '"first"');
 SELECT idem_finish('bfs-twice-abort', '"second"');
+\echo :LAST_ERROR_SQLSTATE
 COMMIT;
 SELECT count(*) AS stored FROM idempotency_keys WHERE key LIKE 'bfs-twice-%';
 SELECT count(*) AS rows FROM bfs_t WHERE v = 'bfs-twice-abort';

@@ -19,12 +19,15 @@ BEGIN
 	RETURN idem_finish(k, resp);
 END $$;
 
--- 1. the default tenant is the empty string
+-- 1. the default tenant is the empty string (the setting exists once the
+-- library is loaded; tenant_set_before_load covers a fresh session)
+LOAD 'idempotency';
 SHOW idempotency.tenant;
 SELECT current_setting('idempotency.tenant') = '' AS default_is_empty;
 
 -- a tenant longer than 255 bytes is refused (22023); 255 bytes are fine
 SELECT set_config('idempotency.tenant', repeat('t', 256), false);
+\echo :LAST_ERROR_SQLSTATE
 SELECT length(set_config('idempotency.tenant', repeat('t', 255), false)) AS accepted;
 RESET idempotency.tenant;
 
@@ -38,6 +41,7 @@ SET idempotency.tenant = 'user-2';
 SELECT idem_execute('ts-k', 'INSERT INTO ts_t(v) VALUES ($1) RETURNING id, tenant', 'same');
 -- a different request under the key is judged against this tenant's own
 SELECT idem_execute('ts-k', 'INSERT INTO ts_t(v) VALUES ($1) RETURNING id, tenant', 'other');
+\echo :LAST_ERROR_SQLSTATE
 RESET idempotency.tenant;
 SELECT idem_execute('ts-k', 'INSERT INTO ts_t(v) VALUES ($1) RETURNING id, tenant', 'same') -> 'rows' AS default_replays;
 SELECT id, tenant, v FROM ts_t ORDER BY id;
@@ -97,6 +101,7 @@ SET LOCAL idempotency.tenant = 'x';
 SELECT idem_begin('ts-switch');
 SET LOCAL idempotency.tenant = 'y';
 SELECT idem_finish('ts-switch', '"y"');
+\echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 
 -- 7. two roles with the same tenant are still separate
