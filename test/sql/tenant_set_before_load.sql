@@ -27,7 +27,7 @@ SELECT idem_execute('tbl-1', 'SELECT 1 AS one') -> 'replayed' AS replayed;
 \set VERBOSITY terse
 BEGIN;
 SELECT set_config('idempotency.tenant', 'user-7', true) AS tenant;
-SELECT idem_begin('tbl-2') AS claimed;
+SELECT idem_begin('tbl-2') IS NULL AS claimed;
 SELECT idem_finish('tbl-2', '"for user-7"');
 COMMIT;
 SELECT scope, key FROM idempotency_keys WHERE key = 'tbl-2';
