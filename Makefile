@@ -30,7 +30,7 @@ $(error idempotency requires PostgreSQL 14 or later)
 endif
 # PGXS tracks no header dependencies: every object includes these
 $(OBJS): $(wildcard src/*.h)
-sql/$(EXTENSION)--1.1.sql: sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
+$(DATA_built): sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
 	cat $^ > $@
 else
 all install installcheck:

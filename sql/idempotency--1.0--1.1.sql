@@ -12,7 +12,10 @@
  *          default); guard keys: the guard id
  * pg_dump writes regrole values as role names and a restore maps them to
  * the new cluster's OIDs; pg_upgrade keeps role OIDs, and its check for
- * reg* columns in user tables lets regrole (and regclass) through.
+ * reg* columns in user tables lets regrole (and regclass) through
+ * ("pg_authid.oid is preserved, so 'regrole' is OK" in pg_upgrade's
+ * check.c; a 15-to-15 pg_upgrade of a database with keys passes its checks
+ * and the keys replay afterwards).
  *
  * 1.0 rows are carried over: 'role:<name>' keys go to that role (keys of
  * roles that no longer exist are dropped), 'guard:<id>' keys to owner 0 and
@@ -48,6 +51,22 @@ SELECT 0::pg_catalog.oid::pg_catalog.regrole,
   FROM @extschema@.idempotency_keys_1_0 k
  WHERE pg_catalog.starts_with(k.scope, 'guard:');
 
+DO $$
+DECLARE
+	orphans bigint;
+BEGIN
+	SELECT pg_catalog.count(*) INTO orphans
+	  FROM @extschema@.idempotency_keys_1_0 k
+	 WHERE NOT pg_catalog.starts_with(k.scope, 'guard:')
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+					   WHERE k.scope OPERATOR(pg_catalog.=)
+							 ('role:' OPERATOR(pg_catalog.||) r.rolname));
+	IF orphans OPERATOR(pg_catalog.>) 0 THEN
+		RAISE WARNING 'idempotency: % key(s) of roles that no longer exist were not kept', orphans;
+	END IF;
+END
+$$;
+
 /* leave pg_extension.extconfig, then go */
 ALTER EXTENSION idempotency DROP TABLE @extschema@.idempotency_keys_1_0;
 DROP TABLE @extschema@.idempotency_keys_1_0;
@@ -70,7 +89,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.idempotency_keys',
 /*
  * Ordinary roles read only their own keys and write none directly: the
  * functions write the table as its owner.  The policy compares OIDs, so a
- * role name that needs quoting is no different from any other.
+ * role name that needs quoting is no different from any other; the role's
+ * OID is looked up once per query (an InitPlan), not once per row.
  */
 REVOKE ALL ON @extschema@.idempotency_keys FROM PUBLIC;
 GRANT SELECT ON @extschema@.idempotency_keys TO PUBLIC;
@@ -78,7 +98,7 @@ ALTER TABLE @extschema@.idempotency_keys ENABLE ROW LEVEL SECURITY;
 CREATE POLICY idempotency_keys_own_role ON @extschema@.idempotency_keys
 	FOR SELECT
 	USING (owner OPERATOR(pg_catalog.=)
-		   pg_catalog.quote_ident(CURRENT_USER)::pg_catalog.regrole);
+		   (SELECT pg_catalog.quote_ident(CURRENT_USER)::pg_catalog.regrole));
 
 COMMENT ON TABLE @extschema@.idempotency_guards IS
 	'dedup guards: the table each guard id (owner 0, scope guard_id in idempotency_keys) belongs to';

@@ -10,13 +10,14 @@
  * request.c).
  *
  * The key row is written once, with its result, after the work ran.
- * Until then a short-lived heavyweight lock on the key (an advisory-type
- * lock tag of our own, out of reach of pg_advisory_lock) keeps two
- * transactions from running the same key's statement at once.  The lock is
- * released as soon as the row is inserted: from then on the row's
- * uncommitted xmin is what others wait for (XactLockTableWait), exactly as
- * a unique index makes a second inserter wait.  So a transaction holds at
- * most one such lock at a time, however many keys it writes.
+ * Until then a heavyweight lock on the key (an advisory-type lock tag of
+ * our own, out of reach of pg_advisory_lock) keeps two transactions from
+ * running the same key's work at once.  idem_execute and the guard release
+ * it as soon as the row is inserted: from then on the row's uncommitted
+ * xmin is what others wait for (XactLockTableWait), exactly as a unique
+ * index makes a second inserter wait, so they hold at most one such lock at
+ * a time, however many keys they write.  idem_begin keeps it until its
+ * transaction ends: its row comes only with idem_finish.
  *
  * Probing reads the primary key index directly with a dirty snapshot, which
  * shows rows of transactions still in flight.  What the probe finds
@@ -67,8 +68,8 @@
  * table), a 32-bit hash of (scope, key), and the kind of key.  Different
  * roles, and different guards, never share a tag whatever keys they choose:
  * a hash collision can only make one role's (or one guard's) own keys wait
- * for each other, briefly.  In-flight tags are visible in pg_locks; they
- * show which role is busy, never with which key.
+ * for each other, as a lock on the key itself would.  In-flight tags are
+ * visible in pg_locks; they show which role is busy, never with which key.
  */
 static void
 key_locktag(LOCKTAG *tag, const KeyScope *scope, const char *key)

@@ -48,6 +48,7 @@ typedef struct ParamTypeInfo
 	FmgrInfo	outfunc;
 	char	   *name;
 	bool		canonical;		/* text form depends on settings */
+	bool		qualify;		/* ... and on search_path */
 } ParamTypeInfo;
 
 #define TYPE_CACHE_SIZE 32
@@ -117,6 +118,7 @@ param_type_info(Oid type)
 									 format_type_extended(type, -1,
 														  FORMAT_TYPE_FORCE_QUALIFY));
 	info->canonical = canonical_output_needed(type);
+	info->qualify = info->canonical && canonical_output_needs_path(type);
 	info->type = type;
 	if (info == &type_cache[type_cache_used])
 		type_cache_used++;		/* complete: only now can a lookup find it */
@@ -132,6 +134,7 @@ set_arg(RequestArgs *args, int i, ParamTypeInfo *info, Datum value, bool isnull)
 	args->outfuncs[i] = &info->outfunc;	/* shared: keeps its fn_extra cache */
 	args->typenames[i] = info->name;
 	args->canonical |= info->canonical;
+	args->qualify |= info->qualify;
 }
 
 static void
@@ -141,6 +144,7 @@ alloc_args(RequestArgs *args, int nargs)
 
 	args->nargs = nargs;
 	args->canonical = false;
+	args->qualify = false;
 	args->types = palloc(sizeof(Oid) * n);
 	args->values = palloc(sizeof(Datum) * n);
 	args->nulls = palloc(sizeof(char) * n);
@@ -235,6 +239,9 @@ typedef struct RunningKey
 
 static RunningKey *running_keys = NULL;
 
+static const char *const other_request =
+"The statement text, its arguments or the search_path differ from those first run under this key.";
+
 static void
 check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 {
@@ -246,7 +253,7 @@ check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 			continue;
 		if (VARSIZE(running->fingerprint) != VARSIZE(fingerprint) ||
 			memcmp(running->fingerprint, fingerprint, VARSIZE(fingerprint)) != 0)
-			raise_key_reused(key, "The statement text, its arguments or the search_path differ from those first run under this key.");
+			raise_key_reused(key, other_request);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("idempotency key \"%s\" is already running in this transaction",
@@ -295,7 +302,7 @@ idem_execute(PG_FUNCTION_ARGS)
 	{
 		if (!fingerprint_statement_matches(probe.fingerprint, fingerprint,
 										   sql, &args))
-			raise_key_reused(key, "The statement text, its arguments or the search_path differ from those first run under this key.");
+			raise_key_reused(key, other_request);
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));

@@ -97,8 +97,8 @@ hash_statement(pg_cryptohash_ctx *ctx, const char *sql,
 	hash_part(ctx, sql, strlen(sql));
 	hash_part(ctx, &nargs, sizeof(nargs));
 	if (args->canonical)
-		nestlevel = qualify ? canonical_output_begin() :
-			canonical_output_begin_1_0();
+		nestlevel = qualify && args->qualify ? canonical_output_begin() :
+			canonical_output_begin_settings();
 	for (i = 0; i < args->nargs; i++)
 	{
 		const char *typname = args->typenames[i];
@@ -285,7 +285,10 @@ fingerprint_request(Jsonb *request)
 bool
 fingerprint_request_matches(bytea *stored, bytea *current)
 {
-	if (stored == NULL || VARSIZE_ANY_EXHDR(stored) < 1 ||
+	Size		len = stored != NULL ? VARSIZE_ANY_EXHDR(stored) : 0;
+
+	/* exactly 1 or 33 bytes: a 32-byte 1.0 fingerprint may start with 0x03 */
+	if ((len != 1 && len != 1 + PG_SHA256_DIGEST_LENGTH) ||
 		*((uint8 *) VARDATA_ANY(stored)) != IDEM_FINGERPRINT_REQUEST)
 		return false;
 	if (VARSIZE_ANY_EXHDR(stored) == 1 || VARSIZE_ANY_EXHDR(current) == 1)

@@ -9,10 +9,9 @@
  * The guard id is a random UUID chosen when the table is first guarded; its
  * keys are stored with owner 0 and scope <id> (scope.c), and claimed by the
  * one claim protocol (claim.c) with the key lock taken on the guarded
- * table.  Keeping the id in the
- * trigger's arguments, not the table's OID or name, lets the scope survive
- * ALTER TABLE ... RENAME and pg_dump/pg_restore, which keep both the trigger
- * and the keys.  A trigger on a partitioned table is cloned to every
+ * table.  Keeping the id in the trigger's arguments, not the table's OID or
+ * name, lets the scope survive ALTER TABLE ... RENAME and
+ * pg_dump/pg_restore, which keep both the trigger and the keys.  A trigger on a partitioned table is cloned to every
  * partition, present and future, with the same arguments, so one guard
  * covers them all.
  *
@@ -316,6 +315,7 @@ typedef struct GuardState
 	bool		skip;
 	FmgrInfo	outfunc;		/* output function of the key's type */
 	bool		canonical;		/* key's text form depends on settings */
+	bool		qualify;		/* ... and on search_path */
 } GuardState;
 
 static GuardState *
@@ -384,6 +384,7 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 		getTypeOutputInfo(type, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &state->outfunc, fcinfo->flinfo->fn_mcxt);
 		state->canonical = canonical_output_needed(type);
+		state->qualify = state->canonical && canonical_output_needs_path(type);
 	}
 
 	fcinfo->flinfo->fn_extra = state;
@@ -432,7 +433,8 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	}
 	if (state->canonical)
 	{
-		int			nestlevel = canonical_output_begin();
+		int			nestlevel = state->qualify ? canonical_output_begin() :
+			canonical_output_begin_settings();
 
 		key = OutputFunctionCall(&state->outfunc, value);
 		canonical_output_end(nestlevel);

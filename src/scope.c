@@ -18,7 +18,9 @@
  * OIDs later) cannot inherit them.  The window left is a role dropped and
  * an unrelated role created with its very OID before the next purge: the
  * OID counter must wrap around in between, which takes billions of new
- * objects.
+ * objects, and VACUUM must have removed the dead pg_authid row, since new
+ * OIDs never collide with a row still in the catalog, dead or alive
+ * (test/t/role_oid_reuse.pl simulates the reuse with pg_resetwal -o).
  *
  * src/scope.c
  *

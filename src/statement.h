@@ -28,8 +28,9 @@ typedef struct RequestArgs
 	char	   *nulls;			/* SPI convention: ' ' not null, 'n' null */
 	FmgrInfo  **outfuncs;		/* output function of each argument's type */
 	char	  **typenames;		/* schema-qualified type names, for hashing */
-	bool		canonical;		/* some argument's text form needs
-								 * canonical_output_begin() */
+	bool		canonical;		/* some argument's text form needs fixed
+								 * output settings (canonical.c) */
+	bool		qualify;		/* ... and an empty search_path */
 } RequestArgs;
 
 extern void statement_check(const char *sql);

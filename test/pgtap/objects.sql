@@ -2,7 +2,7 @@
 -- (keys table, functions, policy, settings), with the declared types, flags and comments.
 -- Runs in one transaction and rolls back, so it leaves nothing behind.
 BEGIN;
-SELECT plan(108);
+SELECT plan(123);
 
 -- the settings and the reserved prefix exist once the module is loaded; a fresh
 -- pg_prove session has not loaded it yet, so load it explicitly
@@ -148,6 +148,29 @@ SELECT ok(obj_description('idem_execute(text, text, "any")'::regprocedure, 'pg_p
 	'idem_execute(text, text, "any") has a COMMENT');
 SELECT ok(obj_description('idem_lookup(text)'::regprocedure, 'pg_proc') IS NOT NULL,
 	'idem_lookup has a COMMENT');
+
+-- idem_begin and idem_finish (1.1): C, VOLATILE, not STRICT (a NULL key is 22004,
+-- a NULL request skips the check), not SECURITY DEFINER, commented
+SELECT is(pg_get_function_arguments('idem_begin(text, jsonb)'::regprocedure),
+	'key text, request jsonb DEFAULT NULL::jsonb', 'idem_begin arguments are (key text, request jsonb DEFAULT NULL)');
+SELECT is(pg_get_function_arguments('idem_finish(text, jsonb)'::regprocedure),
+	'key text, response jsonb', 'idem_finish arguments are (key text, response jsonb)');
+SELECT function_returns('idem_begin', ARRAY['text', 'jsonb'], 'jsonb', 'idem_begin returns jsonb');
+SELECT function_returns('idem_finish', ARRAY['text', 'jsonb'], 'jsonb', 'idem_finish returns jsonb');
+SELECT function_lang_is('idem_begin', ARRAY['text', 'jsonb'], 'c', 'idem_begin is written in C');
+SELECT function_lang_is('idem_finish', ARRAY['text', 'jsonb'], 'c', 'idem_finish is written in C');
+SELECT isnt_strict('idem_begin', ARRAY['text', 'jsonb'], 'idem_begin is not STRICT');
+SELECT isnt_strict('idem_finish', ARRAY['text', 'jsonb'], 'idem_finish is not STRICT');
+SELECT volatility_is('idem_begin', ARRAY['text', 'jsonb'], 'volatile', 'idem_begin is VOLATILE');
+SELECT volatility_is('idem_finish', ARRAY['text', 'jsonb'], 'volatile', 'idem_finish is VOLATILE');
+SELECT isnt_definer('idem_begin', ARRAY['text', 'jsonb'], 'idem_begin is not SECURITY DEFINER');
+SELECT isnt_definer('idem_finish', ARRAY['text', 'jsonb'], 'idem_finish is not SECURITY DEFINER');
+SELECT ok(obj_description('idem_begin(text, jsonb)'::regprocedure, 'pg_proc') IS NOT NULL,
+	'idem_begin has a COMMENT');
+SELECT ok(obj_description('idem_finish(text, jsonb)'::regprocedure, 'pg_proc') IS NOT NULL,
+	'idem_finish has a COMMENT');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'idempotency'), '1.1',
+	'CREATE EXTENSION installs version 1.1');
 SELECT ok(obj_description('idem_forget(text)'::regprocedure, 'pg_proc') IS NOT NULL,
 	'idem_forget has a COMMENT');
 SELECT ok(obj_description('idem_purge(bigint)'::regprocedure, 'pg_proc') IS NOT NULL,

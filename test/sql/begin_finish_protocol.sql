@@ -51,6 +51,15 @@ SELECT idem_execute('bfp-x', 'SELECT 1 AS one') ->> 'replayed' AS replayed;
 SELECT idem_begin('bfp-x');
 \echo :LAST_ERROR_SQLSTATE
 
+-- a 1.0 idem_execute fingerprint (32 bytes) that happens to start with 0x03
+-- is not a request key, not even to a NULL request
+INSERT INTO idempotency_keys (owner, scope, key, fingerprint, result, expires_at)
+VALUES (current_user::regrole, '', 'bfp-1.0', '\x03'::bytea || substr(sha256('x'), 2),
+		'{"rows": []}', now() + interval '1 day');
+SELECT idem_begin('bfp-1.0');
+\echo :LAST_ERROR_SQLSTATE
+SELECT idem_forget('bfp-1.0') AS forgotten;
+
 -- bad input
 SELECT idem_finish('bfp-1', '{}');
 \echo :LAST_ERROR_SQLSTATE
@@ -79,6 +88,13 @@ COMMIT;
 \echo :LAST_ERROR_SQLSTATE
 SELECT idem_lookup('bfp-3') IS NULL AS nothing_stored,
 	   (SELECT count(*) FROM bfp_orders WHERE sku = 3) AS no_work;
+
+-- so does PREPARE TRANSACTION (before it looks at max_prepared_transactions)
+BEGIN;
+SELECT idem_begin('bfp-3') IS NULL AS claimed;
+PREPARE TRANSACTION 'bfp_unfinished';
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'bfp_unfinished';
 
 -- ROLLBACK TO SAVEPOINT before idem_begin forgets the claim
 BEGIN;

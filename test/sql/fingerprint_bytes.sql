@@ -69,6 +69,16 @@ SELECT idem_execute('fp-null', 'SELECT $1::text AS a, $2::numeric AS b', NULL::t
 \echo :LAST_ERROR_SQLSTATE
 RESET search_path;
 
+-- the backend's own temporary schema counts as "pg_temp", whatever its
+-- number, so a retry from another connection matches
+SET search_path = pg_temp, public;
+SELECT idem_execute('fp-temp', 'SELECT 1 AS one') ->> 'replayed' AS replayed;
+SELECT current_schemas(false) <> ARRAY['pg_temp', 'public']::name[] AS numbered_temp_schema,
+       fingerprint = '\x02'::bytea || sha256(fp_text('SELECT 1 AS one') || fp_part(fp_le32(0))
+                                   || fp_part(fp_le32(2)) || fp_text('pg_temp') || fp_text('public')) AS temp_as_pg_temp
+  FROM idempotency_keys WHERE key = 'fp-temp';
+RESET search_path;
+
 SELECT count(*) FILTER (WHERE idem_forget(key)) AS forgotten
-  FROM (SELECT key FROM fp_calls UNION ALL VALUES ('fp-none'), ('fp-null'), ('fp-long')) AS k(key);
+  FROM (SELECT key FROM fp_calls UNION ALL VALUES ('fp-none'), ('fp-null'), ('fp-long'), ('fp-temp')) AS k(key);
 DROP FUNCTION fp_v2(bytea), fp_text(text), fp_part(bytea), fp_le32(int);
