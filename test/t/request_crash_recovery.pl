@@ -17,23 +17,14 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::Bin;
+use IdemCrash;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('request_crash');
-$node->init;
-# Cluster.pm turns fsync off for speed; a crash test wants real durability.
-$node->append_conf(
-	'postgresql.conf', q{
-fsync = on
-synchronous_commit = on
-max_connections = 20
-log_statement = none
-});
-$node->start;
+my $node = IdemCrash::durable_node('request_crash');
 
 $node->safe_psql(
 	'postgres', q{
@@ -71,74 +62,24 @@ COMMIT;
 \\endif
 });
 
-# what pgbench reports when the server goes away under it; any other error
-# means a request of the stream failed
-my $crash_errors =
-  qr/perhaps the backend died while processing|Run was aborted|server closed the connection unexpectedly|terminating connection due to|no connection to the server|connection to server .* failed/;
-
 sub count_keys
 {
 	return $node->safe_psql('postgres',
 		q{SELECT count(*) FROM idempotency_keys WHERE key LIKE 'req-%'});
 }
 
-# Stream requests until at least $target keys exist (giving up after 20 s),
-# stop the server in immediate mode while pgbench is still running, restart.
+# Stream requests until at least $target keys exist, crash, restart: every
+# key committed before the crash survives it.
 sub stream_and_crash
 {
 	my ($round, $target) = @_;
-
-	my ($out, $err) = ('', '');
-	my @cmd = (
-		'pgbench', '-n', '-c', '4', '-j', '2', '-T', '60',
-		'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres');
-	my $h = IPC::Run::start(\@cmd, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-
-	my $start  = time;
-	my $before = 0;
-	while (time - $start < 20)
-	{
-		$before = count_keys();
-		last if $before >= $target;
-		usleep(100_000);
-	}
-	note "round $round: $before keys after "
-	  . sprintf('%.1f', time - $start)
-	  . " s of streaming";
-	cmp_ok($before, '>=', $target,
-		"round $round: the stream stored at least $target keys before the crash");
-
-	$h->pump_nb;
-	ok($h->pumpable, "round $round: pgbench is still running at the crash")
-	  or diag "pgbench stdout:\n$out\npgbench stderr:\n$err";
-
-	$node->stop('immediate');
-
-	eval { $h->finish; };
-	if ($@)
-	{
-		note "pgbench did not exit on its own ($@), killing it";
-		$h->kill_kill;
-	}
-	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
-	note "round $round: pgbench processed "
-	  . ($processed // '?')
-	  . " transactions before the crash";
-	my @other_errors =
-	  grep { !/$crash_errors/ } grep { /error|abort/i } split /\n/, $err;
-	is(join("\n", @other_errors), '',
-		"round $round: no request of the stream failed before the crash");
-
-	my $log_offset = -s $node->logfile;
-	$node->start;
-	ok( $node->log_contains(
-			qr/database system was not properly shut down; automatic recovery in progress/,
-			$log_offset),
-		"round $round: the restart ran crash recovery");
-
-	my $after = count_keys();
-	cmp_ok($after, '>=', $before,
+	my ($before) = IdemCrash::pgbench_crash(
+		$node,
+		round  => $round,
+		script => $script,
+		target => $target,
+		count  => \&count_keys);
+	cmp_ok(count_keys(), '>=', $before,
 		"round $round: every key committed before the crash survived it");
 	return;
 }
