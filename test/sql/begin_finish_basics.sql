@@ -126,25 +126,7 @@ SELECT idem_begin('bfb-rolled-back');
 ROLLBACK;
 SELECT idem_lookup('bfb-rolled-back') AS rolled_back;
 
--- 8. bad input records nothing: NULL key 22004, empty key 22023, a key
--- longer than idempotency.max_key_length 22023, NULL response 22004
-SELECT idem_begin(NULL);
-\echo :LAST_ERROR_SQLSTATE
-SELECT idem_begin('');
-\echo :LAST_ERROR_SQLSTATE
-SELECT idem_begin(repeat('k', 256));
-\echo :LAST_ERROR_SQLSTATE
-BEGIN;
-SELECT idem_begin('bfb-null-response');
-SELECT idem_finish('bfb-null-response', NULL);
-\echo :LAST_ERROR_SQLSTATE
-ROLLBACK;
-SELECT idem_finish(NULL, '{}');
-\echo :LAST_ERROR_SQLSTATE
-SELECT count(*) AS bad_keys FROM idempotency_keys
-WHERE key IN ('', 'bfb-null-response') OR length(key) > 255;
-
--- 9. a read-only transaction replays a finished key, and cannot claim a
+-- 8. a read-only transaction replays a finished key, and cannot claim a
 -- new one (25006, as idem_execute)
 BEGIN READ ONLY;
 SELECT idem_begin('bfb-1') AS read_only_replay;

@@ -6,6 +6,7 @@
 #   my $node = IdemCrash::durable_node('name');   # initialized and started
 #   my ($before, $processed) = IdemCrash::pgbench_crash($node, round => 1,
 #       script => $file, target => 300, count => sub { ... });
+#   IdemCrash::restart_after_crash($node, $round);  # after stop('immediate')
 #
 # pgbench_crash runs the pgbench script on 4 clients until count->() reaches
 # target (giving up after 20 s), stops the server in immediate mode while
@@ -98,14 +99,21 @@ sub pgbench_crash
 	is(join("\n", @other_errors), '',
 		"round $round: no call of the stream failed before the crash");
 
+	restart_after_crash($node, $round);
+	return ($before, $processed // 0);
+}
+
+# Start the crashed node again and check that it ran crash recovery.
+sub restart_after_crash
+{
+	my ($node, $round) = @_;
 	my $log_offset = -s $node->logfile;
 	$node->start;
 	ok( $node->log_contains(
 			qr/database system was not properly shut down; automatic recovery in progress/,
 			$log_offset),
 		"round $round: the restart ran crash recovery");
-
-	return ($before, $processed // 0);
+	return;
 }
 
 1;

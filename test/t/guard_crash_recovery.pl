@@ -259,12 +259,7 @@ sub load_and_crash
 	is(join("\n", @other_errors), '',
 		"round $round: the clients saw no error but the crash's");
 
-	my $log_offset = -s $node->logfile;
-	$node->start;
-	ok( $node->log_contains(
-			qr/database system was not properly shut down; automatic recovery in progress/,
-			$log_offset),
-		"round $round: the restart ran crash recovery");
+	IdemCrash::restart_after_crash($node, $round);
 
 	my $after = count_events();
 	note "round $round: $before events seen before the crash, $after after recovery";
