@@ -60,6 +60,14 @@ COMMIT;
 SELECT idem_begin('bfb-array') AS array, idem_begin('bfb-string') AS string,
 	   idem_begin('bfb-number') AS number, idem_begin('bfb-false') AS boolean;
 
+-- a definitive refusal is a response like any other: finished with a 4xx
+-- answer, the retry gets the refusal back and nothing runs again
+BEGIN;
+SELECT idem_begin('bfb-refused', '{"body": {"sku": -1}}') IS NULL AS claimed;
+SELECT idem_finish('bfb-refused', '{"status": 422, "error": "invalid sku"}');
+COMMIT;
+SELECT idem_begin('bfb-refused', '{"body": {"sku": -1}}') AS retry;
+
 -- 4. JSON null is a response, distinct from SQL NULL ("claimed"): the retry
 -- gets JSON null back and claims nothing
 BEGIN;

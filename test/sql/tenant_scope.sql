@@ -121,6 +121,13 @@ SELECT ts_store('ts-roles-req', '"r2"');
 SELECT key, scope, result FROM idempotency_keys ORDER BY key;
 SET ROLE regress_ts_r1;
 SELECT idem_begin('ts-roles-req') AS r1_replays_own;
+-- within a role the tenant is a partition, not a security boundary: the
+-- role reads its keys of every tenant, and can set any tenant
+SET idempotency.tenant = 'another';
+SELECT ts_store('ts-roles-another', '"r1 in another"');
+SELECT scope, key FROM idempotency_keys ORDER BY key;
+SET idempotency.tenant = 'shared';
+SELECT idem_lookup('ts-roles-req') AS r1_lookup_back_in_shared;
 RESET ROLE;
 RESET idempotency.tenant;
 SELECT owner, scope, key FROM idempotency_keys WHERE key LIKE 'ts-roles%' ORDER BY key, owner::text;
