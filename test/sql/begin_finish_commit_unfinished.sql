@@ -109,6 +109,13 @@ SELECT idem_begin('bfc-2pc-commit', '{"n": 8}');
 SELECT idem_execute('bfc-2pc-commit', 'SELECT 1 AS one');
 \echo :LAST_ERROR_SQLSTATE
 SELECT idem_lookup('bfc-2pc-commit') AS lookup_before;
+-- with waiting on, the wait is a lock wait: lock_timeout ends it (55P03)
+SET idempotency.wait = on;
+SET lock_timeout = '100ms';
+SELECT idem_begin('bfc-2pc-commit', '{"n": 8}');
+\echo :LAST_ERROR_SQLSTATE
+SET lock_timeout = '10s';
+SET idempotency.wait = off;
 COMMIT PREPARED 'bfc-2pc-commit';
 SELECT idem_begin('bfc-2pc-commit', '{"n": 8}') AS replayed;
 SELECT idem_lookup('bfc-2pc-commit') AS lookup_after;
@@ -130,6 +137,13 @@ BEGIN;
 SELECT idem_begin('bfc-2pc-rollback') AS claimed_after_rollback_prepared;
 ROLLBACK;
 RESET idempotency.wait;
+
+-- 10. a transaction whose idem_begin returned a stored response claimed
+-- nothing: it prepares and commits like any other
+BEGIN;
+SELECT idem_begin('bfc-2pc-commit', '{"n": 8}') AS replayed;
+PREPARE TRANSACTION 'bfc-2pc-replayed';
+COMMIT PREPARED 'bfc-2pc-replayed';
 SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'bfc-%';
 
 SELECT key, result FROM idempotency_keys ORDER BY key;
