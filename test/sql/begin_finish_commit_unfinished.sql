@@ -67,6 +67,27 @@ COMMIT;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bfc-in-function';
 
+-- a procedure that commits per request: each COMMIT checks its own keys;
+-- the one that left key 4 unfinished fails and ends the CALL, the
+-- requests committed before it stay
+CREATE PROCEDURE bfc_requests(n int, unfinished int) LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1..n LOOP
+		IF idem_begin('bfc-proc-' || i) IS NULL AND i <> unfinished THEN
+			INSERT INTO bfc_t VALUES ('bfc-proc-' || i);
+			PERFORM idem_finish('bfc-proc-' || i, to_jsonb(i));
+		END IF;
+		COMMIT;
+	END LOOP;
+END $$;
+CALL bfc_requests(5, 4);
+\echo :LAST_ERROR_SQLSTATE
+SELECT key, result FROM idempotency_keys WHERE key LIKE 'bfc-proc-%' ORDER BY key;
+-- the retry of the whole batch does the missing requests only
+CALL bfc_requests(5, 0);
+SELECT v, count(*) FROM bfc_t WHERE v LIKE 'bfc-proc-%' GROUP BY v ORDER BY v;
+DROP PROCEDURE bfc_requests(int, int);
+
 -- 6. ROLLBACK with an unfinished key is fine, and so is COMMIT AND CHAIN
 -- after idem_finish (the chained transaction holds no key)
 BEGIN;

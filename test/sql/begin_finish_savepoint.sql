@@ -75,6 +75,28 @@ COMMIT;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bsp-4b';
 
+-- and a savepoint taken after idem_begin but before idem_finish: rolling
+-- back to it undoes the finish, not the claim; the key can be finished
+-- again, and is unfinished at COMMIT if it is not
+BEGIN;
+SELECT idem_begin('bsp-4c') IS NULL AS claimed;
+SAVEPOINT s;
+SELECT idem_finish('bsp-4c', '"undone"');
+ROLLBACK TO s;
+SELECT idem_lookup('bsp-4c') AS lookup_after_rollback_to;
+SELECT idem_begin('bsp-4c') AS still_mine;
+SELECT idem_finish('bsp-4c', '"again"');
+COMMIT;
+SELECT idem_begin('bsp-4c') AS replayed;
+BEGIN;
+SELECT idem_begin('bsp-4d') IS NULL AS claimed;
+SAVEPOINT s;
+SELECT idem_finish('bsp-4d', '"undone"');
+ROLLBACK TO s;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS keys FROM idempotency_keys WHERE key = 'bsp-4d';
+
 -- 5. a savepoint taken before idem_begin and released: the claim stays,
 -- and the finished key commits
 BEGIN;
