@@ -16,24 +16,14 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::Bin;
+use IdemCrash;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-# Cluster.pm turns fsync off for speed; a crash test wants real durability.
-# log_statement = all (Cluster.pm's default) would log every pgbench call.
-$node->append_conf(
-	'postgresql.conf', q{
-fsync = on
-synchronous_commit = on
-max_connections = 20
-log_statement = none
-});
-$node->start;
+my $node = IdemCrash::durable_node('crash');
 
 $node->safe_psql(
 	'postgres', q{
@@ -55,10 +45,6 @@ my $sql_text =
 # with the same key at once make the second one wait for the first).
 my $tmpdir = PostgreSQL::Test::Utils::tempdir;
 
-# what pgbench reports when the server goes away under it; any other error
-# means a call of the stream failed
-my $crash_errors = qr/perhaps the backend died while processing|Run was aborted|server closed the connection unexpectedly|terminating connection due to|no connection to the server|connection to server .* failed/;
-
 sub pgbench_script
 {
 	my ($range) = @_;
@@ -75,73 +61,22 @@ sub count_payments
 	return $node->safe_psql('postgres', 'SELECT count(*) FROM payments');
 }
 
-# Run the stream until at least $target payments exist (giving up after 20 s),
-# then stop the server in immediate mode while pgbench is still running, and
-# restart it.  Returns the payment count after recovery.
+# Run the stream until at least $target payments exist, crash, restart.
+# Returns the payment count after recovery.
 sub stream_and_crash
 {
 	my ($round, $range, $target) = @_;
 	my $initial = count_payments();
-
-	my $script = pgbench_script($range);
-	my ($out, $err) = ('', '');
-	my @cmd = (
-		'pgbench', '-n', '-c', '4', '-j', '2', '-T', '60',
-		'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres');
-	my $h = IPC::Run::start(\@cmd, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-
-	my $start  = time;
-	my $before = 0;
-	while (time - $start < 20)
-	{
-		$before = count_payments();
-		last if $before >= $target;
-		usleep(100_000);
-	}
-	note "round $round: $before payments after "
-	  . sprintf('%.1f', time - $start)
-	  . " s of streaming";
-	cmp_ok($before, '>=', $target,
-		"round $round: the stream made at least $target payments before the crash");
-
-	# pgbench must still be running: the crash lands in the middle of the stream
-	$h->pump_nb;
-	ok($h->pumpable, "round $round: pgbench is still running at the crash")
-	  or diag "pgbench stdout:\n$out\npgbench stderr:\n$err";
-
-	$node->stop('immediate');
-
-	# pgbench now fails (its connections are gone): that is expected, its exit
-	# status is ignored; only make sure it is gone.
-	eval { $h->finish; };
-	if ($@)
-	{
-		note "pgbench did not exit on its own ($@), killing it";
-		$h->kill_kill;
-	}
-	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
-	my $aborted = () = $err =~ /aborted/g;
-	note "round $round: pgbench processed "
-	  . ($processed // '?')
-	  . " transactions before the crash, $aborted client abort message(s)";
-	print "round $round: pgbench stderr:\n$err";
-	# the only errors pgbench saw are the crash's: no call of the stream failed
-	my @other_errors =
-	  grep { !/$crash_errors/ } grep { /error|abort/i } split /\n/, $err;
-	is(join("\n", @other_errors), '',
-		"round $round: no call of the stream failed before the crash");
+	my ($before, $processed) = IdemCrash::pgbench_crash(
+		$node,
+		round  => $round,
+		script => pgbench_script($range),
+		target => $target,
+		count  => \&count_payments);
 
 	# more calls succeeded than payments were made: some calls replayed
-	cmp_ok($processed // 0, '>', $before - $initial,
+	cmp_ok($processed, '>', $before - $initial,
 		"round $round: some calls of the stream replayed (more calls than payments)");
-
-	my $log_offset = -s $node->logfile;
-	$node->start;
-	ok( $node->log_contains(
-			qr/database system was not properly shut down; automatic recovery in progress/,
-			$log_offset),
-		"round $round: the restart ran crash recovery");
 
 	my $after = count_payments();
 	note "round $round: $before payments seen before the crash, $after after recovery";

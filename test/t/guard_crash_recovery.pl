@@ -25,7 +25,9 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::Bin;
+use IdemCrash;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
@@ -43,18 +45,7 @@ my $poison_base      = 10_000_000;
 # deterministic batches: a failure can be reproduced
 srand(20240515);
 
-my $node = PostgreSQL::Test::Cluster->new('guard_crash');
-$node->init;
-# Cluster.pm turns fsync off for speed; a crash test wants real durability.
-# log_statement = all (Cluster.pm's default) would log every COPY.
-$node->append_conf(
-	'postgresql.conf', q{
-fsync = on
-synchronous_commit = on
-max_connections = 20
-log_statement = none
-});
-$node->start;
+my $node = IdemCrash::durable_node('guard_crash');
 
 $node->safe_psql(
 	'postgres', q{
@@ -268,12 +259,7 @@ sub load_and_crash
 	is(join("\n", @other_errors), '',
 		"round $round: the clients saw no error but the crash's");
 
-	my $log_offset = -s $node->logfile;
-	$node->start;
-	ok( $node->log_contains(
-			qr/database system was not properly shut down; automatic recovery in progress/,
-			$log_offset),
-		"round $round: the restart ran crash recovery");
+	IdemCrash::restart_after_crash($node, $round);
 
 	my $after = count_events();
 	note "round $round: $before events seen before the crash, $after after recovery";
