@@ -7,9 +7,6 @@
 -- nothing, rather than run under tenant '' whose keys every such user shares.
 --
 \set VERBOSITY terse
-SELECT current_user AS ttlr_superuser \gset
-CREATE ROLE regress_ttlr_role LOGIN;
-GRANT CREATE ON SCHEMA public TO regress_ttlr_role;
 
 -- 1. SET LOCAL before the library is loaded (fresh session): the first
 -- idem_execute fails with 22023 and stores nothing, under any tenant
@@ -47,15 +44,15 @@ SELECT length(scope) AS scope_bytes FROM idempotency_keys WHERE key = 'ttlr-3';
 RESET idempotency.tenant;
 
 -- 3. ALTER ROLE ... SET: refused at once while the library is loaded; set
--- before it is (fresh session), the role's sessions start with the long
--- tenant and their calls fail with 22023 (a guarded insert does not use the
--- tenant and still works)
+-- before it is (fresh session), the role's next sessions start with the
+-- long tenant and their calls fail with 22023 (a guarded insert does not
+-- use the tenant and still works)
 \set VERBOSITY sqlstate
-ALTER ROLE regress_ttlr_role SET idempotency.tenant = 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy';
+ALTER ROLE CURRENT_USER IN DATABASE :"DBNAME" SET idempotency.tenant = 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy';
 \c
 \set VERBOSITY terse
-ALTER ROLE regress_ttlr_role SET idempotency.tenant = 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy';
-\c - regress_ttlr_role
+ALTER ROLE CURRENT_USER IN DATABASE :"DBNAME" SET idempotency.tenant = 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy';
+\c
 \set VERBOSITY terse
 SELECT length(current_setting('idempotency.tenant')) AS tenant_bytes;
 SELECT idem_execute('ttlr-4', 'SELECT 1 AS one');
@@ -66,13 +63,11 @@ INSERT INTO ttlr_events VALUES ('e1'), ('e1');
 SELECT count(*) AS events FROM ttlr_events;
 SELECT idem_unguard('ttlr_events');
 DROP TABLE ttlr_events;
-\c - :ttlr_superuser
+ALTER ROLE CURRENT_USER IN DATABASE :"DBNAME" RESET idempotency.tenant;
+\c
 \set VERBOSITY terse
 
 -- nothing was stored under the default tenant, nor under any other
 SELECT count(*) AS stored FROM idempotency_keys WHERE key LIKE 'ttlr-%' AND key <> 'ttlr-3';
 
 DELETE FROM idempotency_keys WHERE key LIKE 'ttlr-%';
-ALTER ROLE regress_ttlr_role RESET idempotency.tenant;
-REVOKE CREATE ON SCHEMA public FROM regress_ttlr_role;
-DROP ROLE regress_ttlr_role;
