@@ -109,28 +109,34 @@ guard_trigger_function(Oid fn_oid)
 }
 
 /*
- * A fresh random guard id: GUARD_ID_CHARS characters of base 32 (digits and
- * lower-case letters but i, l, o, u), 60 random bits.  Every guard key
- * stores it, in the heap and in the primary key's index, so it is short:
- * 13 bytes where the UUIDs of 1.0 (which their guards keep) take 37.  Ids
- * only need to be unique among a database's guards: one already registered
- * is drawn again, and the keys of a guard are deleted with it (idem_unguard,
- * the sql_drop event trigger), so a new guard finds none under its id but
- * by a 2^-60 chance.
+ * A fresh guard id: GUARD_ID_CHARS random characters of base 32 (digits
+ * and lower-case letters but i, l, o, u).  Every guard key stores it, in
+ * the heap and in the primary key's index, so it is short: 5 bytes where
+ * the UUIDs of 1.0 (which their guards keep) take 37.  Its uniqueness is
+ * checked rather than left to chance: an id registered to another guard,
+ * or with key rows left under it (a guard whose registry row went without
+ * its keys), is drawn again.  Two idem_guard calls drawing the same free id
+ * at the same moment (one chance in 2^20 per pair) make the later one fail
+ * on the registry's primary key; it can simply be called again.
  */
-#define GUARD_ID_CHARS		12
+#define GUARD_ID_CHARS		4
 
 static char *
-new_guard_id(KeyStore *ks)
+new_guard_id(KeyStore *ks, Oid relid)
 {
 	static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
 	char	   *id = palloc(GUARD_ID_CHARS + 1);
+	KeyScope	scope;
+	int			attempt;
 
-	do
+	for (attempt = 0;; attempt++)
 	{
 		uint8		random[GUARD_ID_CHARS];
 		int			i;
 
+		if (attempt >= 1000)
+			elog(ERROR, "could not find a free guard id after %d attempts",
+				 attempt);
 		if (!pg_strong_random(random, sizeof(random)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -138,8 +144,11 @@ new_guard_id(KeyStore *ks)
 		for (i = 0; i < GUARD_ID_CHARS; i++)
 			id[i] = alphabet[random[i] % 32];
 		id[GUARD_ID_CHARS] = '\0';
-	} while (OidIsValid(keystore_table_of_guard(ks, id)));
-	return id;
+		scope_of_guard(&scope, id, relid);
+		if (!OidIsValid(keystore_table_of_guard(ks, id)) &&
+			!keystore_scope_has_keys(ks, &scope))
+			return id;
+	}
 }
 
 /*
@@ -321,7 +330,7 @@ idem_guard(PG_FUNCTION_ARGS)
 	}
 	if (guard_id == NULL)
 	{
-		guard_id = new_guard_id(&ks);
+		guard_id = new_guard_id(&ks, relid);
 		keystore_register_guard(&ks, guard_id, relid);
 	}
 	if (guarded)

@@ -65,6 +65,7 @@ typedef enum KeyStatement
 	KS_FORGET,
 	KS_PURGE,
 	KS_FORGET_SCOPE,
+	KS_SCOPE_HAS_KEYS,
 	KS_GUARD_OF_TABLE,
 	KS_TABLE_OF_GUARD,
 	KS_GUARD_REGISTER,
@@ -128,6 +129,11 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 	[KS_FORGET_SCOPE] = {
 		"DELETE FROM @keys@ WHERE owner OPERATOR(pg_catalog.=) $1"
 		" AND scope OPERATOR(pg_catalog.=) $2",
+		2, {OIDOID, TEXTOID}
+	},
+	[KS_SCOPE_HAS_KEYS] = {
+		"SELECT FROM @keys@ WHERE owner OPERATOR(pg_catalog.=) $1"
+		" AND scope OPERATOR(pg_catalog.=) $2 LIMIT 1",
 		2, {OIDOID, TEXTOID}
 	},
 	[KS_GUARD_OF_TABLE] = {
@@ -639,6 +645,18 @@ keystore_forget_scope(KeyStore *ks, const KeyScope *scope)
 	values[1] = CStringGetTextDatum(scope->scope);
 	run_as_owner(ks, KS_FORGET_SCOPE, values, NULL, SPI_OK_DELETE);
 	return (int64) SPI_processed;
+}
+
+/* Does a scope have any key row, live or expired? */
+bool
+keystore_scope_has_keys(KeyStore *ks, const KeyScope *scope)
+{
+	Datum		values[2];
+
+	values[0] = ObjectIdGetDatum(scope->owner);
+	values[1] = CStringGetTextDatum(scope->scope);
+	run_as_owner(ks, KS_SCOPE_HAS_KEYS, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /*

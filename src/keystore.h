@@ -78,6 +78,7 @@ extern bool keystore_forget(KeyStore *ks, const KeyScope *scope,
 							const char *key);
 extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
 extern int64 keystore_forget_scope(KeyStore *ks, const KeyScope *scope);
+extern bool keystore_scope_has_keys(KeyStore *ks, const KeyScope *scope);
 extern char *keystore_guard_of_table(KeyStore *ks, Oid relid);
 extern Oid	keystore_table_of_guard(KeyStore *ks, const char *guard_id);
 extern void keystore_register_guard(KeyStore *ks, const char *guard_id,

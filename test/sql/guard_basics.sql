@@ -31,7 +31,7 @@ $$;
 -- the trigger's definition with its guard id masked
 CREATE FUNCTION guard_triggerdef(t regclass) RETURNS text LANGUAGE sql AS $$
 	SELECT regexp_replace(pg_get_triggerdef(oid),
-		'''[0-9a-hjkmnp-tv-z]{12}''',
+		'''[0-9a-hjkmnp-tv-z]{4}''',
 		'''<guard id>''')
 	FROM pg_trigger WHERE tgrelid = t AND tgname = 'zz_idempotency_guard'
 $$;
@@ -48,14 +48,14 @@ SELECT idem_guard('gb_events', 'event_id');
 -- one trigger, named zz_idempotency_guard (BEFORE triggers fire in name
 -- order, so it fires after the table's other BEFORE INSERT triggers),
 -- BEFORE INSERT FOR EACH ROW, arguments (guard id, column, '' for
--- "idempotency.ttl at insert time", 'skip'); the guard id is 12 characters
--- of base 32 (60 random bits)
+-- "idempotency.ttl at insert time", 'skip'); the guard id is 4 characters
+-- of base 32 (20 random bits, checked to be free)
 SELECT guard_triggerdef('gb_events');
 SELECT tgname, tgenabled, tgisinternal FROM pg_trigger
 WHERE tgrelid = 'gb_events'::regclass;
 -- one guard registered for the table, with the id in the trigger's arguments
 SELECT count(*) AS registered FROM idempotency_guards WHERE tbl = 'gb_events'::regclass;
-SELECT guard_scope('gb_events') ~ '^[0-9a-hjkmnp-tv-z]{12}$'
+SELECT guard_scope('gb_events') ~ '^[0-9a-hjkmnp-tv-z]{4}$'
 	AS scope_is_short_guard_id,
 	   guard_scope('gb_events') = guard_trigger_id('gb_events')
 	AS trigger_has_registered_id;
