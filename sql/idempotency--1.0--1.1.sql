@@ -26,15 +26,27 @@ ALTER TABLE @extschema@.idempotency_keys RENAME TO idempotency_keys_1_0;
 ALTER TABLE @extschema@.idempotency_keys_1_0
 	RENAME CONSTRAINT idempotency_keys_pkey TO idempotency_keys_1_0_pkey;
 
+/*
+ * A key has at most one live row and may have expired ones: a new request
+ * under an expired key inserts a new row and leaves the expired one to the
+ * purge, so that it never waits for a purge deleting it.  Hence expires_at
+ * in the primary key; the key lock (claim.c) keeps one live row per key.
+ * Fixed-width columns come first: no alignment padding between them.
+ * An idem_execute result {"command": "INSERT", "row_count": 1, "rows": [...]}
+ * is stored as command 'INSERT 1' and result [...]: the object's key
+ * strings would cost every key some 30 bytes.  idem_lookup and replays put
+ * the object together again, byte for byte.
+ */
 CREATE TABLE @extschema@.idempotency_keys (
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	expires_at	timestamptz NOT NULL,
 	owner		regrole NOT NULL,
 	scope		text COLLATE "C" NOT NULL,
 	key			text COLLATE "C" NOT NULL,
 	fingerprint bytea,
+	command		text,
 	result		jsonb,
-	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	expires_at	timestamptz NOT NULL,
-	PRIMARY KEY (owner, scope, key)
+	PRIMARY KEY (owner, scope, key, expires_at)
 );
 
 INSERT INTO @extschema@.idempotency_keys
@@ -72,15 +84,17 @@ ALTER EXTENSION idempotency DROP TABLE @extschema@.idempotency_keys_1_0;
 DROP TABLE @extschema@.idempotency_keys_1_0;
 
 COMMENT ON TABLE @extschema@.idempotency_keys IS
-	'idempotency keys: one row per live key, written only by the extension''s functions';
+	'idempotency keys: one row per live key (and expired ones until purged), written only by the extension''s functions';
 COMMENT ON COLUMN @extschema@.idempotency_keys.owner IS
 	'role that owns a role key; 0 (''-'') for keys of a dedup guard';
 COMMENT ON COLUMN @extschema@.idempotency_keys.scope IS
 	'role keys: the idempotency.tenant they were stored under; guard keys: the guard id';
 COMMENT ON COLUMN @extschema@.idempotency_keys.fingerprint IS
 	'request fingerprint: 32 bytes (1.0 idem_execute), 0x02 and SHA-256 (idem_execute), 0x03 [and SHA-256 of the request] (idem_begin); NULL for guard keys';
+COMMENT ON COLUMN @extschema@.idempotency_keys.command IS
+	'idem_execute keys stored by 1.1: the command and row count of the result, as ''INSERT 1''; NULL otherwise';
 COMMENT ON COLUMN @extschema@.idempotency_keys.result IS
-	'stored result (idem_execute) or response (idem_finish) replayed on retries; NULL for guard keys';
+	'replayed on retries: the rows array of an idem_execute result (the whole result object for keys stored by 1.0), or the response of idem_finish; NULL for guard keys';
 
 /* Live keys must survive pg_dump, or a restored database would run retries again. */
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.idempotency_keys',

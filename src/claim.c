@@ -23,14 +23,16 @@
  * shows rows of transactions still in flight.  What the probe finds
  * decides:
  *
- *	in flight (another transaction inserted or is deleting the row):
+ *	in flight (another transaction inserted the row, or is deleting the
+ *	live row):
  *		wait for it to end, or fail with IK002 if idempotency.wait is off,
  *		then probe again;
  *	committed and live:
  *		READ COMMITTED, or a row in our snapshot: replay it (or IK001);
  *		REPEATABLE READ / SERIALIZABLE and not in our snapshot: 40001;
- *	absent or expired:
- *		run the statement, under the key lock.
+ *	absent, or only expired rows (whoever is deleting them: the purge
+ *	may be, and a caller never waits for the purge):
+ *		run the statement, under the key lock, and insert a new row.
  *
  * The key lock is tried (without waiting) before the first probe: if it is
  * free, as it is unless another transaction is deciding on or running the
@@ -139,10 +141,9 @@ claim_wait_for_lock(const LOCKTAG *tag)
 
 /*
  * Decide what this call does with (scope, key).  Returns CLAIM_REPLAY with
- * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT /
- * CLAIM_RENEW with the key lock held: the caller runs the statement, stores
- * its result (a new row, or over the expired one) and calls
- * claim_release().
+ * probe->fingerprint and probe->result of the live key, or CLAIM_INSERT
+ * with the key lock held: the caller runs the statement, stores its result
+ * in a new row and calls claim_release().
  */
 ClaimDecision
 claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
@@ -188,7 +189,7 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 							   key),
 					 errhint("Retry the transaction: the retry replays the stored result.")));
 
-		if (probe->state == PROBE_FOUND && !probe->expired)
+		if (probe->state == PROBE_FOUND)
 		{
 			if (locked)
 				LockRelease(&tag, ExclusiveLock, false);
@@ -203,7 +204,7 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 		if (locked || XactReadOnly)
 		{
 			citus_claim_key();
-			return probe->state == PROBE_FOUND ? CLAIM_RENEW : CLAIM_INSERT;
+			return CLAIM_INSERT;
 		}
 
 		if (idem_wait)
@@ -216,19 +217,19 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 }
 
 /*
- * Store the row of a key claimed with CLAIM_INSERT or CLAIM_RENEW: a new
- * row, or the expired one taken over (inserted after all if it was purged
- * or forgotten meanwhile).  Guard keys have no fingerprint and no result.
+ * Store the row of a key claimed with CLAIM_INSERT: always a new row, an
+ * expired row of the key staying as it is, for the purge (keystore.c).
+ * Guard keys have no fingerprint and no result; command and result are
+ * idem_execute's result as result_split() gives them, or NULL and
+ * idem_finish's response.
  */
 void
 claim_store(KeyStore *ks, const KeyScope *scope, const char *key,
 			ClaimDecision decision, bytea *fingerprint, Interval *ttl,
-			Jsonb *result)
+			const char *command, Jsonb *result)
 {
-	Assert(decision != CLAIM_REPLAY);
-	if (decision != CLAIM_RENEW ||
-		!keystore_renew_result(ks, scope, key, fingerprint, ttl, result))
-		keystore_insert_result(ks, scope, key, fingerprint, ttl, result);
+	Assert(decision == CLAIM_INSERT);
+	keystore_insert_result(ks, scope, key, fingerprint, ttl, command, result);
 }
 
 /*

@@ -17,15 +17,14 @@
 typedef enum ClaimDecision
 {
 	CLAIM_REPLAY,				/* the key is live: replay or IK001 */
-	CLAIM_INSERT,				/* absent: run, then insert its row */
-	CLAIM_RENEW					/* expired: run, then replace its row */
+	CLAIM_INSERT				/* absent or expired: run, then insert a row */
 } ClaimDecision;
 
 extern ClaimDecision claim_key(KeyStore *ks, const KeyScope *scope,
 							   const char *key, KeyProbe *probe);
 extern void claim_store(KeyStore *ks, const KeyScope *scope, const char *key,
 						ClaimDecision decision, bytea *fingerprint,
-						Interval *ttl, Jsonb *result);
+						Interval *ttl, const char *command, Jsonb *result);
 extern void claim_release(const KeyScope *scope, const char *key);
 extern void raise_key_in_flight(const char *key, TransactionId holder);
 extern void raise_key_reused(const char *key, const char *detail);

@@ -368,8 +368,14 @@ idem_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	claim_store(&ks, &scope, key, decision, fingerprint,
-				idem_ttl_interval(idem_ttl_seconds), stored);
+	{
+		char	   *command;
+		Jsonb	   *rows;
+
+		result_split(stored, &command, &rows);
+		claim_store(&ks, &scope, key, decision, fingerprint,
+					idem_ttl_interval(idem_ttl_seconds), command, rows);
+	}
 	claim_release(&scope, key);
 	idem_stats_count(IDEM_STAT_EXECUTED, 1);
 

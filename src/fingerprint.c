@@ -9,12 +9,21 @@
  *	32 bytes			idem_execute in 1.0: SHA-256 of the request encoding
  *						below.  Still recognised: a 1.0 key replays after the
  *						update to a retry that matches its 1.0 computation.
- *	0x02 || SHA-256		idem_execute since 1.1: the 1.0 encoding, with
+ *	0x02 || SHA-256/128	idem_execute since 1.1: the 1.0 encoding, with
  *						arguments of reg* types printed fully qualified,
  *						followed by the effective search_path.
- *	0x03 [|| SHA-256]	idem_begin: SHA-256 of the request jsonb's canonical
+ *	0x03 [|| SHA-256/128]	idem_begin: the request jsonb's canonical
  *						encoding; just 0x03 when the request is NULL.
  *	NULL				a guard key.
+ *
+ * SHA-256/128 is the first 16 bytes of the SHA-256 digest: 17 bytes stored
+ * per key instead of 33.  A fingerprint is only ever compared with the one
+ * stored under the same key (same role, tenant and key), so what 128 bits
+ * must resist is one request passing for another under one key: by chance,
+ * odds of 2^-128 per retry; on purpose, a second preimage, 2^128 work.  A
+ * pair of colliding requests (2^64 work) only helps a client who chooses
+ * both requests under its own key, and could as well send the same one
+ * twice: nobody else's key is reachable that way.
  *
  * The request encoding: the statement text, the argument count, then per
  * argument its schema-qualified type name (not its OID, which
@@ -67,21 +76,27 @@ hash_part(pg_cryptohash_ctx *ctx, const void *data, uint32 len)
 			 idem_cryptohash_error(ctx));
 }
 
-/* Finish the hash into a bytea of prefix (if any) and the digest. */
+/*
+ * Finish the hash into a bytea: the whole digest without a prefix (1.0),
+ * or the prefix and the digest's first IDEM_FINGERPRINT_DIGEST_LEN bytes.
+ */
 static bytea *
 hash_end(pg_cryptohash_ctx *ctx, int prefix)
 {
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	int			skip = prefix >= 0 ? 1 : 0;
-	bytea	   *result = palloc(VARHDRSZ + skip + PG_SHA256_DIGEST_LENGTH);
+	int			len = prefix >= 0 ? IDEM_FINGERPRINT_DIGEST_LEN :
+		PG_SHA256_DIGEST_LENGTH;
+	bytea	   *result = palloc(VARHDRSZ + skip + len);
 
-	SET_VARSIZE(result, VARHDRSZ + skip + PG_SHA256_DIGEST_LENGTH);
-	if (prefix >= 0)
-		*((uint8 *) VARDATA(result)) = (uint8) prefix;
-	if (idem_cryptohash_final(ctx, (uint8 *) VARDATA(result) + skip,
-							  PG_SHA256_DIGEST_LENGTH) < 0)
+	if (idem_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 		elog(ERROR, "could not finalize SHA-256 context: %s",
 			 idem_cryptohash_error(ctx));
 	pg_cryptohash_free(ctx);
+	SET_VARSIZE(result, VARHDRSZ + skip + len);
+	if (prefix >= 0)
+		*((uint8 *) VARDATA(result)) = (uint8) prefix;
+	memcpy(VARDATA(result) + skip, digest, len);
 	return result;
 }
 
@@ -287,8 +302,8 @@ fingerprint_request_matches(bytea *stored, bytea *current)
 {
 	Size		len = stored != NULL ? VARSIZE_ANY_EXHDR(stored) : 0;
 
-	/* exactly 1 or 33 bytes: a 32-byte 1.0 fingerprint may start with 0x03 */
-	if ((len != 1 && len != 1 + PG_SHA256_DIGEST_LENGTH) ||
+	/* exactly 1 or 17 bytes: a 32-byte 1.0 fingerprint may start with 0x03 */
+	if ((len != 1 && len != 1 + IDEM_FINGERPRINT_DIGEST_LEN) ||
 		*((uint8 *) VARDATA_ANY(stored)) != IDEM_FINGERPRINT_REQUEST)
 		return false;
 	if (VARSIZE_ANY_EXHDR(stored) == 1 || VARSIZE_ANY_EXHDR(current) == 1)

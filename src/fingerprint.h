@@ -20,6 +20,7 @@
 #define IDEM_FINGERPRINT_LEN_1_0	32	/* SHA-256, no prefix */
 #define IDEM_FINGERPRINT_STATEMENT	0x02	/* idem_execute since 1.1 */
 #define IDEM_FINGERPRINT_REQUEST	0x03	/* idem_begin */
+#define IDEM_FINGERPRINT_DIGEST_LEN	16	/* of SHA-256, after the 0x02/0x03 */
 
 extern bytea *idem_fingerprint(const char *sql, const RequestArgs *args);
 extern bool fingerprint_statement_matches(bytea *stored, bytea *current,

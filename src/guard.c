@@ -6,14 +6,15 @@
  *
  * A guard is a trigger named zz_idempotency_guard whose arguments are
  *	  (guard id, key column, ttl or '', on_duplicate)
- * The guard id is a random UUID chosen when the table is first guarded; its
- * keys are stored with owner 0 and scope <id> (scope.c), and claimed by the
- * one claim protocol (claim.c) with the key lock taken on the guarded
- * table.  Keeping the id in the trigger's arguments, not the table's OID or
- * name, lets the scope survive ALTER TABLE ... RENAME and
- * pg_dump/pg_restore, which keep both the trigger and the keys.  A trigger on a partitioned table is cloned to every
- * partition, present and future, with the same arguments, so one guard
- * covers them all.
+ * The guard id is a short random id chosen when the table is first guarded
+ * (a UUID for guards made by 1.0); its keys are stored with owner 0 and
+ * scope <id> (scope.c), and claimed by the one claim protocol (claim.c)
+ * with the key lock taken on the guarded table.  Keeping the id in the
+ * trigger's arguments, not the table's OID or name, lets the scope survive
+ * ALTER TABLE ... RENAME and pg_dump/pg_restore, which keep both the
+ * trigger and the keys.  A trigger on a partitioned table is cloned to
+ * every partition, present and future, with the same arguments, so one
+ * guard covers them all.
  *
  * src/guard.c
  *
@@ -36,7 +37,6 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
-#include "utils/uuid.h"
 
 #include "compat.h"
 #include "idempotency.h"
@@ -108,19 +108,47 @@ guard_trigger_function(Oid fn_oid)
 						  0, NULL, false);
 }
 
-/* A fresh random guard id, formatted as a UUID. */
-static char *
-new_guard_id(void)
-{
-	pg_uuid_t	uuid;
+/*
+ * A fresh guard id: GUARD_ID_CHARS random characters of base 32 (digits
+ * and lower-case letters but i, l, o, u).  Every guard key stores it, in
+ * the heap and in the primary key's index, so it is short: 5 bytes where
+ * the UUIDs of 1.0 (which their guards keep) take 37.  Its uniqueness is
+ * checked rather than left to chance: an id registered to another guard,
+ * or with key rows left under it (a guard whose registry row went without
+ * its keys), is drawn again.  Two idem_guard calls drawing the same free id
+ * at the same moment (one chance in 2^20 per pair) make the later one fail
+ * on the registry's primary key; it can simply be called again.
+ */
+#define GUARD_ID_CHARS		4
 
-	if (!pg_strong_random(uuid.data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random guard id")));
-	uuid.data[6] = (uuid.data[6] & 0x0f) | 0x40;	/* version 4 */
-	uuid.data[8] = (uuid.data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&uuid)));
+static char *
+new_guard_id(KeyStore *ks, Oid relid)
+{
+	static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+	char	   *id = palloc(GUARD_ID_CHARS + 1);
+	KeyScope	scope;
+	int			attempt;
+
+	for (attempt = 0;; attempt++)
+	{
+		uint8		random[GUARD_ID_CHARS];
+		int			i;
+
+		if (attempt >= 1000)
+			elog(ERROR, "could not find a free guard id after %d attempts",
+				 attempt);
+		if (!pg_strong_random(random, sizeof(random)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random guard id")));
+		for (i = 0; i < GUARD_ID_CHARS; i++)
+			id[i] = alphabet[random[i] % 32];
+		id[GUARD_ID_CHARS] = '\0';
+		scope_of_guard(&scope, id, relid);
+		if (!OidIsValid(keystore_table_of_guard(ks, id)) &&
+			!keystore_scope_has_keys(ks, &scope))
+			return id;
+	}
 }
 
 /*
@@ -303,7 +331,7 @@ idem_guard(PG_FUNCTION_ARGS)
 	}
 	if (guard_id == NULL)
 	{
-		guard_id = new_guard_id();
+		guard_id = new_guard_id(&ks, relid);
 		keystore_register_guard(&ks, guard_id, relid);
 	}
 	if (guarded)
@@ -522,7 +550,7 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	{
 		claim_store(&ks, &state->scope, key, decision, NULL,
 					state->ttl ? state->ttl : idem_ttl_interval(idem_ttl_seconds),
-					NULL);
+					NULL, NULL);
 		claim_release(&state->scope, key);
 	}
 	else if (!state->skip)

@@ -6,8 +6,15 @@
  *
  * What to do with a key is decided in claim.c, from a probe of the primary
  * key index (keystore_probe); the key row is written once, with its result
- * (keystore_insert_result, or keystore_renew_result over an expired row).
- * The expiry rule lives here too (key_expired, KEY_EXPIRED_SQL).
+ * (keystore_insert_result).  The expiry rule lives here too (key_expired,
+ * KEY_EXPIRED_SQL).
+ *
+ * A key has at most one live row, and any number of expired ones: a new
+ * request under an expired key inserts a row of its own and leaves the old
+ * one to the purge, never touching it, so that it never waits for a purge
+ * deleting it at that very moment.  The primary key (owner, scope, key,
+ * expires_at) lets them coexist; that a key has one live row is the key
+ * lock's doing (claim.c), as is every other decision about a key.
  *
  * The extension's own statements run as the owner of the keys table, the
  * way ri_triggers.c runs its queries as the owner of the referenced table:
@@ -53,12 +60,12 @@
 /* The extension's own statements, prepared once per backend. */
 typedef enum KeyStatement
 {
-	KS_RENEW_RESULT,
 	KS_INSERT_RESULT,
 	KS_LOOKUP,
 	KS_FORGET,
 	KS_PURGE,
 	KS_FORGET_SCOPE,
+	KS_SCOPE_HAS_KEYS,
 	KS_GUARD_OF_TABLE,
 	KS_TABLE_OF_GUARD,
 	KS_GUARD_REGISTER,
@@ -70,40 +77,37 @@ typedef struct KeyStatementDef
 {
 	const char *sql;			/* with @keys@ and @guards@ for the tables */
 	int			nargs;
-	Oid			argtypes[6];
+	Oid			argtypes[7];
 } KeyStatementDef;
 
-/* the primary key of idempotency_keys, as $1, $2, $3 */
+/* a key: the prefix (owner, scope, key) of the primary key, as $1, $2, $3 */
 #define KEY_IS_SQL \
 	" owner OPERATOR(pg_catalog.=) $1 AND scope OPERATOR(pg_catalog.=) $2" \
 	" AND key OPERATOR(pg_catalog.=) $3"
 #define KEY_ARGTYPES OIDOID, TEXTOID, TEXTOID
 
 static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
-	/* an expired key taken over by a new request (see claim.c) */
-	[KS_RENEW_RESULT] = {
-		"UPDATE @keys@ SET fingerprint = $4, result = $5,"
-		" created_at = pg_catalog.now(),"
-		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $6"
-		" WHERE" KEY_IS_SQL " AND " KEY_EXPIRED_SQL,
-		6, {KEY_ARGTYPES, BYTEAOID, JSONBOID, INTERVALOID}
-	},
 	/* a new key's row, when the table has more than its primary key */
 	[KS_INSERT_RESULT] = {
 		"INSERT INTO @keys@"
-		" (owner, scope, key, fingerprint, result, created_at, expires_at)"
-		" VALUES ($1, $2, $3, $4, $5, pg_catalog.now(),"
-		" pg_catalog.now() OPERATOR(pg_catalog.+) $6)",
-		6, {KEY_ARGTYPES, BYTEAOID, JSONBOID, INTERVALOID}
+		" (created_at, expires_at, owner, scope, key, fingerprint, command, result)"
+		" VALUES (pg_catalog.now(), pg_catalog.now() OPERATOR(pg_catalog.+) $6,"
+		" $1, $2, $3, $4, $7, $5)",
+		7, {KEY_ARGTYPES, BYTEAOID, JSONBOID, INTERVALOID, TEXTOID}
 	},
 	[KS_LOOKUP] = {
-		"SELECT result FROM @keys@"
+		"SELECT command, result FROM @keys@"
 		" WHERE" KEY_IS_SQL " AND NOT (" KEY_EXPIRED_SQL ")",
 		3, {KEY_ARGTYPES}
 	},
+
+	/*
+	 * The live row only: expired rows of the key (there may be several, see
+	 * keystore_probe) are the purge's, which may be deleting them right now.
+	 */
 	[KS_FORGET] = {
 		"DELETE FROM @keys@ WHERE" KEY_IS_SQL
-		" RETURNING NOT (" KEY_EXPIRED_SQL ")",
+		" AND NOT (" KEY_EXPIRED_SQL ")",
 		3, {KEY_ARGTYPES}
 	},
 
@@ -127,6 +131,11 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		" AND scope OPERATOR(pg_catalog.=) $2",
 		2, {OIDOID, TEXTOID}
 	},
+	[KS_SCOPE_HAS_KEYS] = {
+		"SELECT FROM @keys@ WHERE owner OPERATOR(pg_catalog.=) $1"
+		" AND scope OPERATOR(pg_catalog.=) $2 LIMIT 1",
+		2, {OIDOID, TEXTOID}
+	},
 	[KS_GUARD_OF_TABLE] = {
 		"SELECT guard_id FROM @guards@ WHERE tbl OPERATOR(pg_catalog.=) $1",
 		1, {OIDOID}
@@ -144,6 +153,8 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 		1, {OIDOID}
 	},
 };
+
+static Jsonb *stored_result(TupleTableSlot *slot);
 
 /* Plans for key_statements, valid for the keys table cached_relid. */
 static Oid	cached_relid = InvalidOid;
@@ -341,8 +352,9 @@ key_expired(TimestampTz expires_at)
 /*
  * Look the key up in the primary key index with a dirty snapshot, which
  * shows rows of transactions still in flight (see claim.c for what each
- * outcome means).  Copies of the stored fingerprint and result go to the
- * current memory context.
+ * outcome means).  Expired rows count as absent whoever holds them: the
+ * purge may be deleting one right now, and nobody waits for that.  Copies
+ * of the stored fingerprint and result go to the current memory context.
  */
 void
 keystore_probe(KeyStore *ks, const KeyScope *scope, const char *key,
@@ -351,7 +363,7 @@ keystore_probe(KeyStore *ks, const KeyScope *scope, const char *key,
 	Relation	rel;
 	Relation	index;
 	SnapshotData dirty;
-	ScanKeyData skey[Natts_keys_pkey];
+	ScanKeyData skey[Nkeys_key];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 
@@ -373,18 +385,30 @@ keystore_probe(KeyStore *ks, const KeyScope *scope, const char *key,
 						   CStringGetTextDatum(key));
 
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, &dirty, Natts_keys_pkey, 0);
-	index_rescan(scan, skey, Natts_keys_pkey, NULL, 0);
+	scan = index_beginscan(rel, index, &dirty, Nkeys_key, 0);
+	index_rescan(scan, skey, Nkeys_key, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
 		Datum		d;
 
-		/* inserted, or being deleted, by a transaction still in flight */
-		if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+		/* inserted by a transaction still in flight: it holds the key */
+		if (TransactionIdIsValid(dirty.xmin))
 		{
 			probe->state = PROBE_IN_FLIGHT;
-			probe->holder = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+			probe->holder = dirty.xmin;
+			break;
+		}
+
+		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
+		if (key_expired(DatumGetTimestampTz(d)))
+			continue;
+
+		/* live, and being deleted (idem_forget) by a transaction in flight */
+		if (TransactionIdIsValid(dirty.xmax))
+		{
+			probe->state = PROBE_IN_FLIGHT;
+			probe->holder = dirty.xmax;
 			break;
 		}
 
@@ -408,21 +432,37 @@ keystore_probe(KeyStore *ks, const KeyScope *scope, const char *key,
 				heap_freetuple(tuple);
 		}
 
-		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
-		probe->expired = !isnull && key_expired(DatumGetTimestampTz(d));
-
 		d = slot_getattr(slot, Anum_keys_fingerprint, &isnull);
 		if (!isnull)
 			probe->fingerprint = DatumGetByteaPCopy(d);
-		d = slot_getattr(slot, Anum_keys_result, &isnull);
-		if (!isnull)
-			probe->result = DatumGetJsonbPCopy(d);
+		probe->result = stored_result(slot);
 		break;
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
+}
+
+/*
+ * The result object of the key row in slot, in the current memory context,
+ * or NULL: idem_execute's results are stored as their command ("INSERT 1")
+ * and rows array (result_join puts them together again); idem_finish's
+ * responses, and results stored by 1.0, as they are.
+ */
+static Jsonb *
+stored_result(TupleTableSlot *slot)
+{
+	bool		isnull;
+	bool		command_null;
+	Datum		d = slot_getattr(slot, Anum_keys_result, &isnull);
+	Datum		command = slot_getattr(slot, Anum_keys_command, &command_null);
+
+	if (isnull)
+		return NULL;
+	if (command_null)
+		return DatumGetJsonbPCopy(d);
+	return result_join(TextDatumGetCString(command), DatumGetJsonbP(d));
 }
 
 /* The primary key's values, as the first three arguments of a statement. */
@@ -435,25 +475,28 @@ set_key_values(Datum *values, const KeyScope *scope, const char *key)
 }
 
 /*
- * KS_INSERT_RESULT or KS_RENEW_RESULT: both take the same six values.  A
- * guard key has neither fingerprint nor result.
+ * KS_INSERT_RESULT's seven values.  A guard key has neither fingerprint nor
+ * result; only idem_execute's results have a command.
  */
 static void
 run_result_statement(KeyStore *ks, KeyStatement which, const KeyScope *scope,
 					 const char *key, bytea *fingerprint, Interval *ttl,
-					 Jsonb *result, int expected_rc)
+					 const char *command, Jsonb *result, int expected_rc)
 {
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	set_key_values(values, scope, key);
 	values[3] = PointerGetDatum(fingerprint);
 	values[4] = JsonbPGetDatum(result);
 	values[5] = IntervalPGetDatum(ttl);
+	values[6] = command != NULL ? CStringGetTextDatum(command) : (Datum) 0;
 	if (fingerprint == NULL)
 		nulls[3] = 'n';
 	if (result == NULL)
 		nulls[4] = 'n';
+	if (command == NULL)
+		nulls[6] = 'n';
 	run_as_owner(ks, which, values, nulls, expected_rc);
 }
 
@@ -474,15 +517,16 @@ only_primary_key(Relation rel)
  * This is the one write of every new key, so it skips the executor: a
  * tuple into the table through its access method and an entry into its
  * primary key, as CatalogTupleInsert does for catalogs.  The unique check
- * still runs (UNIQUE_CHECK_YES), so were the key lock ever bypassed, the
- * index would make the second inserter wait or fail, never store twice.
- * That maintains the primary key only: if someone gave the table another
+ * still runs (UNIQUE_CHECK_YES), on (owner, scope, key, expires_at): an
+ * expired row of the key, whoever is deleting it, never conflicts with the
+ * new one, which expires later.  That maintains the primary key only: if someone gave the table another
  * index (on expires_at, say, for idem_purge) or a trigger, the row goes in
  * through an ordinary INSERT instead.  No policy applies to the owner.
  */
 void
 keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
-					   bytea *fingerprint, Interval *ttl, Jsonb *result)
+					   bytea *fingerprint, Interval *ttl, const char *command,
+					   Jsonb *result)
 {
 	Relation	rel;
 	Relation	index;
@@ -497,7 +541,7 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	{
 		table_close(rel, NoLock);
 		run_result_statement(ks, KS_INSERT_RESULT, scope, key, fingerprint,
-							 ttl, result, SPI_OK_INSERT);
+							 ttl, command, result, SPI_OK_INSERT);
 		return;
 	}
 	index = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
@@ -506,9 +550,14 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	slot = table_slot_create(rel, NULL);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, false, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	set_key_values(slot->tts_values, scope, key);
+	slot->tts_values[Anum_keys_owner - 1] = ObjectIdGetDatum(scope->owner);
+	slot->tts_values[Anum_keys_scope - 1] = CStringGetTextDatum(scope->scope);
+	slot->tts_values[Anum_keys_key - 1] = CStringGetTextDatum(key);
 	slot->tts_values[Anum_keys_fingerprint - 1] = PointerGetDatum(fingerprint);
 	slot->tts_isnull[Anum_keys_fingerprint - 1] = fingerprint == NULL;
+	slot->tts_values[Anum_keys_command - 1] =
+		command != NULL ? CStringGetTextDatum(command) : (Datum) 0;
+	slot->tts_isnull[Anum_keys_command - 1] = command == NULL;
 	slot->tts_values[Anum_keys_result - 1] = JsonbPGetDatum(result);
 	slot->tts_isnull[Anum_keys_result - 1] = result == NULL;
 	slot->tts_values[Anum_keys_created_at - 1] = TimestampTzGetDatum(now);
@@ -522,6 +571,7 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	index_values[0] = slot->tts_values[Anum_keys_owner - 1];
 	index_values[1] = slot->tts_values[Anum_keys_scope - 1];
 	index_values[2] = slot->tts_values[Anum_keys_key - 1];
+	index_values[3] = slot->tts_values[Anum_keys_expires_at - 1];
 	index_insert(index, index_values, index_nulls, &slot->tts_tid, rel,
 				 UNIQUE_CHECK_YES, false, index_info);
 
@@ -531,52 +581,42 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 }
 
 /*
- * Replace an expired key row with a new request's result; false if the
- * row is gone (purged or forgotten meanwhile), and the caller inserts.
- */
-bool
-keystore_renew_result(KeyStore *ks, const KeyScope *scope, const char *key,
-					  bytea *fingerprint, Interval *ttl, Jsonb *result)
-{
-	run_result_statement(ks, KS_RENEW_RESULT, scope, key, fingerprint, ttl,
-						 result, SPI_OK_UPDATE);
-	return SPI_processed == 1;
-}
-
-/*
  * The stored result of a live key, or NULL.  The copy lives in the memory
  * context that was current at SPI_connect, so it outlives SPI_finish.
  */
 Jsonb *
 keystore_lookup(KeyStore *ks, const KeyScope *scope, const char *key)
 {
-	Datum		values[Natts_keys_pkey];
+	Datum		values[Nkeys_key];
 	Datum		d;
+	Datum		command;
 	bool		isnull;
+	bool		command_null;
 
 	set_key_values(values, scope, key);
 	run_as_owner(ks, KS_LOOKUP, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (isnull)
 		return NULL;
+	command = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+							&command_null);
+	if (!command_null)
+		d = JsonbPGetDatum(result_join(TextDatumGetCString(command),
+									   DatumGetJsonbP(d)));
 	return (Jsonb *) SPI_datumTransfer(d, false, -1);
 }
 
-/* Delete a key; true if it was live. */
+/* Delete a key's live row; true if there was one. */
 bool
 keystore_forget(KeyStore *ks, const KeyScope *scope, const char *key)
 {
-	Datum		values[Natts_keys_pkey];
-	bool		isnull;
+	Datum		values[Nkeys_key];
 
 	set_key_values(values, scope, key);
-	run_as_owner(ks, KS_FORGET, values, NULL, SPI_OK_DELETE_RETURNING);
-	if (SPI_processed == 0)
-		return false;
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull));
+	run_as_owner(ks, KS_FORGET, values, NULL, SPI_OK_DELETE);
+	return SPI_processed > 0;
 }
 
 /*
@@ -606,6 +646,18 @@ keystore_forget_scope(KeyStore *ks, const KeyScope *scope)
 	values[1] = CStringGetTextDatum(scope->scope);
 	run_as_owner(ks, KS_FORGET_SCOPE, values, NULL, SPI_OK_DELETE);
 	return (int64) SPI_processed;
+}
+
+/* Does a scope have any key row, live or expired? */
+bool
+keystore_scope_has_keys(KeyStore *ks, const KeyScope *scope)
+{
+	Datum		values[2];
+
+	values[0] = ObjectIdGetDatum(scope->owner);
+	values[1] = CStringGetTextDatum(scope->scope);
+	run_as_owner(ks, KS_SCOPE_HAS_KEYS, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /*

@@ -18,15 +18,20 @@
 
 #include "scope.h"
 
-/* columns of idempotency_keys (1.1), in the install script's order */
-#define Anum_keys_owner			1
-#define Anum_keys_scope			2
-#define Anum_keys_key			3
-#define Anum_keys_fingerprint	4
-#define Anum_keys_result		5
-#define Anum_keys_created_at	6
-#define Anum_keys_expires_at	7
-#define Natts_keys_pkey			3	/* (owner, scope, key) */
+/*
+ * columns of idempotency_keys (1.1), in the install script's order: the
+ * fixed-width ones first, so that no alignment padding falls between them
+ */
+#define Anum_keys_created_at	1
+#define Anum_keys_expires_at	2
+#define Anum_keys_owner			3
+#define Anum_keys_scope			4
+#define Anum_keys_key			5
+#define Anum_keys_fingerprint	6
+#define Anum_keys_command		7
+#define Anum_keys_result		8
+#define Natts_keys_pkey			4	/* (owner, scope, key, expires_at) */
+#define Nkeys_key				3	/* its prefix (owner, scope, key) */
 
 /*
  * The expiry rule: a key past its expires_at counts as absent.  "Now" is
@@ -55,9 +60,8 @@ typedef struct KeyProbe
 	ProbeState	state;
 	TransactionId holder;		/* PROBE_IN_FLIGHT: whom to wait for */
 	bool		visible;		/* PROBE_FOUND: may be replayed here */
-	bool		expired;
 	bytea	   *fingerprint;
-	Jsonb	   *result;
+	Jsonb	   *result;			/* the whole object, as stored_result() */
 } KeyProbe;
 
 extern void keystore_init(void);
@@ -66,16 +70,15 @@ extern void keystore_probe(KeyStore *ks, const KeyScope *scope,
 						   const char *key, KeyProbe *probe);
 extern void keystore_insert_result(KeyStore *ks, const KeyScope *scope,
 								   const char *key, bytea *fingerprint,
-								   Interval *ttl, Jsonb *result);
-extern bool keystore_renew_result(KeyStore *ks, const KeyScope *scope,
-								  const char *key, bytea *fingerprint,
-								  Interval *ttl, Jsonb *result);
+								   Interval *ttl, const char *command,
+								   Jsonb *result);
 extern Jsonb *keystore_lookup(KeyStore *ks, const KeyScope *scope,
 							  const char *key);
 extern bool keystore_forget(KeyStore *ks, const KeyScope *scope,
 							const char *key);
 extern int64 keystore_purge(KeyStore *ks, int64 max_rows);
 extern int64 keystore_forget_scope(KeyStore *ks, const KeyScope *scope);
+extern bool keystore_scope_has_keys(KeyStore *ks, const KeyScope *scope);
 extern char *keystore_guard_of_table(KeyStore *ks, Oid relid);
 extern Oid	keystore_table_of_guard(KeyStore *ks, const char *guard_id);
 extern void keystore_register_guard(KeyStore *ks, const char *guard_id,

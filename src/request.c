@@ -47,7 +47,7 @@ typedef struct BegunKey
 	KeyScope	scope;
 	char	   *key;
 	bytea	   *fingerprint;
-	ClaimDecision decision;		/* CLAIM_INSERT or CLAIM_RENEW */
+	ClaimDecision decision;		/* CLAIM_INSERT */
 	int			begin_level;	/* nesting level of idem_begin */
 	int			finish_level;	/* of idem_finish; 0 while unfinished */
 	struct BegunKey *next;
@@ -265,7 +265,7 @@ idem_finish(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	claim_store(&ks, &bk->scope, bk->key, bk->decision, bk->fingerprint,
-				idem_ttl_interval(idem_ttl_seconds), response);
+				idem_ttl_interval(idem_ttl_seconds), NULL, response);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 	bk->finish_level = GetCurrentTransactionNestLevel();

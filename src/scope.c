@@ -37,8 +37,23 @@
 void
 scope_of_role(KeyScope *scope)
 {
+	const char *tenant = idem_tenant != NULL ? idem_tenant : "";
+	size_t		len = strlen(tenant);
+
+	/*
+	 * Checked here as well as by the setting (settings.c): a tenant set
+	 * before the library was loaded reaches us unchecked, and must fail the
+	 * call rather than fall back to the default tenant.
+	 */
+	if (len > IDEM_TENANT_LENGTH_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency.tenant is too long"),
+				 errdetail("The tenant is %zu bytes; idempotency.tenant is at most %d bytes long.",
+						   len, IDEM_TENANT_LENGTH_LIMIT),
+				 errhint("Use a shorter tenant, such as a user id or a hash of it.")));
 	scope->owner = GetUserId();
-	scope->scope = pstrdup(idem_tenant != NULL ? idem_tenant : "");
+	scope->scope = pstrdup(tenant);
 	scope->lock_object = scope->owner;
 	scope->guard = false;
 }

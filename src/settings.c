@@ -29,10 +29,23 @@ char	   *idem_tenant = NULL;
  */
 #define IDEM_KEY_LENGTH_LIMIT	2048
 
+/* true while _PG_init defines the settings (see check_tenant) */
+static bool defining_settings = false;
+
+/*
+ * A tenant longer than IDEM_TENANT_LENGTH_LIMIT is refused at once when a
+ * session SETs it.  Any other way in is let through and refused where the
+ * scope is built (scope_of_role): when a GUC check fails on a value set
+ * before the library was loaded (a placeholder, re-applied as the setting
+ * is defined), or on one from the configuration file or ALTER ROLE ... SET,
+ * PostgreSQL only warns and keeps the default tenant '', whose keys every
+ * such session shares; the value must rather reach the call and fail it.
+ */
 static bool
 check_tenant(char **newval, void **extra, GucSource source)
 {
-	if (*newval != NULL && strlen(*newval) > IDEM_TENANT_LENGTH_LIMIT)
+	if (*newval != NULL && strlen(*newval) > IDEM_TENANT_LENGTH_LIMIT &&
+		source >= PGC_S_INTERACTIVE && !defining_settings)
 	{
 		GUC_check_errdetail("idempotency.tenant is at most %d bytes long.",
 							IDEM_TENANT_LENGTH_LIMIT);
@@ -44,6 +57,7 @@ check_tenant(char **newval, void **extra, GucSource source)
 void
 idem_settings_init(void)
 {
+	defining_settings = true;
 	DefineCustomIntVariable("idempotency.ttl",
 							"How long an idempotency key stays live.",
 							"A key past its expiry counts as absent: the next call runs the statement again.",
@@ -94,6 +108,7 @@ idem_settings_init(void)
 							   PGC_USERSET,
 							   0,
 							   check_tenant, NULL, NULL);
+	defining_settings = false;
 
 	MarkGUCPrefixReserved("idempotency");
 }

@@ -9,6 +9,8 @@
  *
  * The captured result is
  *	  {"command": "INSERT", "row_count": 1, "rows": [{"id": 42}]}
+ * (stored in the keys table as "INSERT 1" and the rows array: result_split
+ * and result_join)
  * where command is the statement's command tag word (as written, whatever
  * rules rewrote it into), and rows are its output rows (RETURNING or
  * SELECT), in order, each turned into a JSON object as to_jsonb(record)
@@ -518,6 +520,32 @@ run_collecting(SPIPlanPtr plan, const RequestArgs *args, RowCollector *c)
 }
 
 /*
+ * Start a result object: {"command": command, "row_count": row_count,
+ * "rows": and the caller pushes the rows array, then WJB_END_OBJECT.
+ */
+static void
+result_begin(JsonbParseState **state, const char *command, int64 row_count)
+{
+	JsonbValue	v;
+
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+
+	push_key(state, "command");
+	v.type = jbvString;
+	v.val.string.val = (char *) command;
+	v.val.string.len = strlen(command);
+	pushJsonbValue(state, WJB_VALUE, &v);
+
+	push_key(state, "row_count");
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric,
+														Int64GetDatum(row_count)));
+	pushJsonbValue(state, WJB_VALUE, &v);
+
+	push_key(state, "rows");
+}
+
+/*
  * Run the statement's plan (see statement_plan) and return its result
  * object.  The caller is connected to SPI; the result lives in the current
  * memory context.
@@ -543,21 +571,7 @@ statement_run(SPIPlanPtr plan, const RequestArgs *args, const char *key)
 	c.cxt = CurrentMemoryContext;
 	processed = run_collecting(plan, args, &c);
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-
-	push_key(&state, "command");
-	v.type = jbvString;
-	v.val.string.val = (char *) command_word(plan);
-	v.val.string.len = strlen(v.val.string.val);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-
-	push_key(&state, "row_count");
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric,
-														Int64GetDatum((int64) processed)));
-	pushJsonbValue(&state, WJB_VALUE, &v);
-
-	push_key(&state, "rows");
+	result_begin(&state, command_word(plan), (int64) processed);
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	foreach(lc, c.rows)
 	{
@@ -691,4 +705,66 @@ result_with_replayed(Jsonb *stored, bool replayed)
 		}
 	}
 	return out;
+}
+
+/*
+ * The keys table stores a result object in two columns (keystore.c): its
+ * command and row count as text, "INSERT 1", and its rows array as jsonb.
+ * The object costs its three key strings and their JEntries on every key;
+ * the split form does not.  result_join() builds the object again exactly
+ * as statement_run() built it, byte for byte: the same values pushed in the
+ * same order.
+ */
+void
+result_split(Jsonb *result, char **command, Jsonb **rows)
+{
+	JsonbValue	v_command;
+	JsonbValue	v_count;
+	JsonbValue	v_rows;
+
+	if (!JB_ROOT_IS_OBJECT(result) || JB_ROOT_COUNT(result) != 3 ||
+		getKeyJsonValueFromContainer(&result->root, "command", 7, &v_command) == NULL ||
+		v_command.type != jbvString ||
+		getKeyJsonValueFromContainer(&result->root, "row_count", 9, &v_count) == NULL ||
+		v_count.type != jbvNumeric ||
+		getKeyJsonValueFromContainer(&result->root, "rows", 4, &v_rows) == NULL ||
+		v_rows.type != jbvBinary || !JsonContainerIsArray(v_rows.val.binary.data))
+		elog(ERROR, "result object of unexpected shape");
+
+	*command = psprintf("%.*s %s", v_command.val.string.len,
+						v_command.val.string.val,
+						DatumGetCString(DirectFunctionCall1(numeric_out,
+															NumericGetDatum(v_count.val.numeric))));
+	*rows = JsonbValueToJsonb(&v_rows);
+}
+
+/* The result object stored as command ("INSERT 1") and rows; see above. */
+Jsonb *
+result_join(const char *command, Jsonb *rows)
+{
+	const char *space = strrchr(command, ' ');
+	char	   *end;
+	int64		row_count;
+	char	   *word;
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+
+	errno = 0;
+	row_count = space != NULL ? strtoi64(space + 1, &end, 10) : -1;
+	if (space == NULL || space == command || errno != 0 || *end != '\0' ||
+		end == space + 1 || row_count < 0 || !JB_ROOT_IS_ARRAY(rows) ||
+		JB_ROOT_IS_SCALAR(rows))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored idempotency result is corrupted"),
+				 errdetail("Its command is \"%s\"; a command word and a row count, with a rows array, were expected.",
+						   command)));
+	word = pnstrdup(command, space - command);
+
+	result_begin(&state, word, row_count);
+	v.type = jbvBinary;
+	v.val.binary.data = &rows->root;
+	v.val.binary.len = VARSIZE(rows) - VARHDRSZ;
+	pushJsonbValue(&state, WJB_VALUE, &v);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }

@@ -37,5 +37,7 @@ extern void statement_check(const char *sql);
 extern Jsonb *statement_run(SPIPlanPtr plan, const RequestArgs *args,
 							const char *key);
 extern Jsonb *result_with_replayed(Jsonb *stored, bool replayed);
+extern void result_split(Jsonb *result, char **command, Jsonb **rows);
+extern Jsonb *result_join(const char *command, Jsonb *rows);
 
 #endif							/* IDEMPOTENCY_STATEMENT_H */

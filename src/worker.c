@@ -12,11 +12,12 @@
  * batch in a transaction of its own, by calling the extension's own
  * idem_purge as the extension's owner, until a batch comes back short.
  *
- * So a purge never holds a lock for longer than one small batch: the table
- * lock it takes (ROW EXCLUSIVE) conflicts with no caller, and the rows it
- * deletes are expired ones, taken with SKIP LOCKED, so it never waits for a
- * caller renewing a key.  A caller that meets a key at the very moment a
- * batch deletes it waits for that batch's commit, as for any deleter.
+ * So a purge never holds a lock for longer than one small batch, and no
+ * caller ever waits for one: the table lock it takes (ROW EXCLUSIVE)
+ * conflicts with no caller, and the rows it deletes are expired ones, which
+ * callers never lock, update or wait for: a new request under an expired
+ * key inserts a row of its own (keystore.c).  SKIP LOCKED only keeps two
+ * purges from queueing behind each other.
  *
  * Anything going wrong in a database (the extension dropped under it, the
  * database dropped) ends that database's worker with an ERROR or FATAL,

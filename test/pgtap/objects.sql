@@ -2,7 +2,7 @@
 -- (keys table, functions, policy, settings), with the declared types, flags and comments.
 -- Runs in one transaction and rolls back, so it leaves nothing behind.
 BEGIN;
-SELECT plan(126);
+SELECT plan(128);
 
 -- the settings and the reserved prefix exist once the module is loaded; a fresh
 -- pg_prove session has not loaded it yet, so load it explicitly
@@ -13,14 +13,15 @@ LOAD 'idempotency';
 -- ---------------------------------------------------------------------------
 SELECT has_table('idempotency_keys', 'the keys table idempotency_keys exists');
 SELECT columns_are('idempotency_keys',
-	ARRAY['owner', 'scope', 'key', 'fingerprint', 'result', 'created_at', 'expires_at'],
-	'idempotency_keys has exactly the columns owner, scope, key, fingerprint, result, created_at, expires_at');
+	ARRAY['created_at', 'expires_at', 'owner', 'scope', 'key', 'fingerprint', 'command', 'result'],
+	'idempotency_keys has exactly the columns created_at, expires_at, owner, scope, key, fingerprint, command, result');
 
 SELECT col_type_is('idempotency_keys', 'owner', 'regrole', 'owner is regrole');
 
 SELECT col_type_is('idempotency_keys', 'scope', 'text', 'scope is text');
 SELECT col_type_is('idempotency_keys', 'key', 'text', 'key is text');
 SELECT col_type_is('idempotency_keys', 'fingerprint', 'bytea', 'fingerprint is bytea');
+SELECT col_type_is('idempotency_keys', 'command', 'text', 'command is text');
 SELECT col_type_is('idempotency_keys', 'result', 'jsonb', 'result is jsonb');
 SELECT col_type_is('idempotency_keys', 'created_at', 'timestamp with time zone', 'created_at is timestamptz');
 SELECT col_type_is('idempotency_keys', 'expires_at', 'timestamp with time zone', 'expires_at is timestamptz');
@@ -33,6 +34,7 @@ SELECT col_not_null('idempotency_keys', 'expires_at', 'expires_at is NOT NULL');
 -- guard keys store no request fingerprint and no result
 SELECT col_is_null('idempotency_keys', 'fingerprint', 'fingerprint is nullable (guard keys have none)');
 SELECT col_is_null('idempotency_keys', 'result', 'result is nullable (guard keys have none)');
+SELECT col_is_null('idempotency_keys', 'command', 'command is nullable (only idem_execute results have one)');
 SELECT col_has_default('idempotency_keys', 'created_at', 'created_at has a default');
 
 -- keys compare byte for byte, whatever the database collation
@@ -46,7 +48,8 @@ SELECT is(
 	'C', 'key uses COLLATE "C"');
 
 SELECT has_pk('idempotency_keys', 'idempotency_keys has a primary key');
-SELECT col_is_pk('idempotency_keys', ARRAY['owner', 'scope', 'key'], 'the primary key is (owner, scope, key)');
+SELECT col_is_pk('idempotency_keys', ARRAY['owner', 'scope', 'key', 'expires_at'],
+	'the primary key is (owner, scope, key, expires_at): a live row and expired ones of a key');
 
 SELECT ok(obj_description('idempotency_keys'::regclass, 'pg_class') IS NOT NULL,
 	'idempotency_keys has a COMMENT');

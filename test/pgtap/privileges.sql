@@ -81,9 +81,9 @@ SELECT is(idem_execute('regress-priv-key', 'SELECT 1 AS one'),
 	'{"rows": [{"one": 1}], "command": "SELECT", "replayed": false, "row_count": 1}'::jsonb,
 	'an ordinary role can run idem_execute without any write privilege on idempotency_keys');
 SELECT results_eq(
-	$$SELECT owner::text, key, result FROM idempotency_keys$$,
+	$$SELECT owner::text, key, command, result FROM idempotency_keys$$,
 	$$VALUES ('regress_carol'::text, 'regress-priv-key'::text COLLATE "C",
-	          '{"rows": [{"one": 1}], "command": "SELECT", "row_count": 1}'::jsonb)$$,
+	          'SELECT 1'::text, '[{"one": 1}]'::jsonb)$$,
 	'idem_execute stored the key in the ordinary role''s own scope');
 SELECT is(idem_execute('regress-priv-key', 'SELECT 1 AS one'),
 	'{"rows": [{"one": 1}], "command": "SELECT", "replayed": true, "row_count": 1}'::jsonb,

@@ -136,9 +136,9 @@ SELECT is((SELECT n FROM regress_hijack WHERE step = 5), 0::bigint,
 SELECT is((SELECT count(*)::int FROM public.regress_items WHERE what = 'hijack'), 1,
 	'hostile search_path: the statement ran exactly once');
 SELECT results_eq(
-	$$SELECT owner::text, key COLLATE "default", result FROM public.idempotency_keys WHERE key = 'hijack-key'$$,
-	$$VALUES ('regress_alice', 'hijack-key',
-	          '{"rows": [{"what": "hijack", "owner": "alice"}], "command": "INSERT", "row_count": 1}'::jsonb)$$,
+	$$SELECT owner::text, key COLLATE "default", command, result FROM public.idempotency_keys WHERE key = 'hijack-key'$$,
+	$$VALUES ('regress_alice', 'hijack-key', 'INSERT 1',
+	          '[{"what": "hijack", "owner": "alice"}]'::jsonb)$$,
 	'hostile search_path: the key went to the real public.idempotency_keys');
 SELECT ok((SELECT expires_at > now() AND expires_at < 'infinity' FROM public.idempotency_keys
 	  WHERE key = 'hijack-key'),
@@ -236,8 +236,8 @@ SELECT results_eq(
 	'alice: SELECT * FROM idempotency_keys shows only her keys');
 SELECT is(
 	(SELECT result FROM idempotency_keys WHERE key = 'same-key'),
-	'{"rows": [{"what": "apples", "owner": "alice", "ran_as": "regress_alice"}], "command": "INSERT", "row_count": 1}'::jsonb,
-	'alice: her same-key row holds her result');
+	'[{"what": "apples", "owner": "alice", "ran_as": "regress_alice"}]'::jsonb,
+	'alice: her same-key row holds her result''s rows');
 SELECT is(idem_lookup('same-key'),
 	'{"rows": [{"what": "apples", "owner": "alice", "ran_as": "regress_alice"}], "command": "INSERT", "row_count": 1}'::jsonb,
 	'alice: idem_lookup(''same-key'') returns her result');

@@ -148,7 +148,7 @@ ROLLBACK;
 SELECT count(*) AS bad_input_t_rows FROM bad_input_t;
 
 -- no bad call recorded a key: only the good ones are there
-SELECT octet_length(key) AS key_bytes, result -> 'rows' AS rows
+SELECT octet_length(key) AS key_bytes, result AS rows
 FROM idempotency_keys ORDER BY octet_length(key), result::text;
 
 -- clean up

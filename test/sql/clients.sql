@@ -158,7 +158,7 @@ ROLLBACK;
 SELECT idem_lookup('cl-read-only') IS NULL AS nothing_recorded;
 
 -- every key that ran is recorded once
-SELECT key, result -> 'row_count' AS row_count FROM idempotency_keys ORDER BY key;
+SELECT key, command FROM idempotency_keys ORDER BY key;
 
 -- clean up
 DROP FUNCTION cl_sql_pay(text, text, numeric);

@@ -22,8 +22,9 @@ INSERT INTO answers VALUES ('fc-insert-ret', idem_execute('fc-insert-ret',
 	'cus_1', 100.00::numeric)) RETURNING answer;
 -- the statement ran exactly once
 SELECT * FROM first_call ORDER BY id;
--- the stored object is the answer without "replayed"
-SELECT result FROM idempotency_keys WHERE key = 'fc-insert-ret';
+-- the stored object is the answer without "replayed", kept as its command
+-- and row count, and its rows
+SELECT command, result FROM idempotency_keys WHERE key = 'fc-insert-ret';
 
 -- INSERT without RETURNING: rows is [], row_count counts the inserted rows
 INSERT INTO answers VALUES ('fc-insert-noret', idem_execute('fc-insert-noret',
@@ -117,8 +118,10 @@ SELECT count(*) AS keys_after FROM idempotency_keys WHERE key = 'fc-rolled-back'
 -- exactly the answer without "replayed" (one key row per call)
 SELECT a.key,
 	   a.answer -> 'replayed' AS replayed,
-	   k.result = a.answer - 'replayed' AS stored_equals_answer,
-	   k.result ? 'replayed' AS stored_has_replayed
+	   idem_lookup(k.key) = a.answer - 'replayed'
+	   AND k.command = (a.answer ->> 'command') || ' ' || (a.answer ->> 'row_count')
+	   AND k.result = a.answer -> 'rows' AS stored_equals_answer,
+	   idem_lookup(k.key) ? 'replayed' AS stored_has_replayed
 FROM answers a FULL JOIN idempotency_keys k USING (key)
 ORDER BY a.key;
 

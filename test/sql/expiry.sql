@@ -1,8 +1,10 @@
 --
 -- expiry: a key stays live for idempotency.ttl; an expired key (past
--- expires_at) counts as absent: the call runs again and replaces it, and
--- idem_lookup no longer finds it.  idem_purge deletes expired keys, at
--- most max_rows of them, and returns how many.
+-- expires_at) counts as absent: the call runs again and stores a new row
+-- under the key, leaving the expired one untouched for the purge (a caller
+-- never waits for a purge deleting it), and idem_lookup no longer finds it.
+-- idem_purge deletes expired keys, at most max_rows of them, and returns
+-- how many.
 --
 \set VERBOSITY terse
 SET IntervalStyle = 'postgres';
@@ -39,23 +41,26 @@ SELECT idem_lookup('ex-1') IS NULL AS lookup_is_null;
 -- ... and for idem_execute: the statement runs again, with a new row
 SELECT idem_execute('ex-1', 'INSERT INTO exp_t(v) VALUES ($1) RETURNING id, v', 'first');
 SELECT * FROM exp_t ORDER BY id;
--- the key row was replaced: still one row, live again, created anew,
--- with a new result and a lifetime of one ttl
+-- a new key row: live, created anew, with the new result and a lifetime of
+-- one ttl; the expired row stays as it was until the purge
 SELECT count(*) AS key_rows,
-	   bool_and(expires_at > now()) AS live,
-	   bool_and(created_at > :'old_created_at') AS created_anew,
-	   bool_and(expires_at - created_at = interval '24 hours') AS ttl_24h,
-	   min(result::text) AS result
+	   count(*) FILTER (WHERE expires_at <= now() AND created_at = :'old_created_at') AS old_expired,
+	   count(*) FILTER (WHERE expires_at > now()) AS live,
+	   bool_and(created_at > :'old_created_at') FILTER (WHERE expires_at > now()) AS created_anew,
+	   bool_and(expires_at - created_at = interval '24 hours') FILTER (WHERE expires_at > now()) AS ttl_24h,
+	   min(result::text) FILTER (WHERE expires_at > now()) AS result
 FROM idempotency_keys WHERE key = 'ex-1';
 -- and it replays the new result
 SELECT idem_execute('ex-1', 'INSERT INTO exp_t(v) VALUES ($1) RETURNING id, v', 'first');
 
 -- an expired key is absent whatever its request was: a different request
 -- under it runs (no IK001) and takes the key over
-UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'ex-1';
+UPDATE idempotency_keys SET expires_at = now() - interval '1 second'
+WHERE key = 'ex-1' AND expires_at > now();
 SELECT idem_execute('ex-1', 'INSERT INTO exp_t(v) VALUES ($1) RETURNING id, v', 'different');
 SELECT idem_execute('ex-1', 'INSERT INTO exp_t(v) VALUES ($1) RETURNING id, v', 'first');
-SELECT count(*) AS key_rows FROM idempotency_keys WHERE key = 'ex-1';
+SELECT count(*) AS key_rows, count(*) FILTER (WHERE expires_at > now()) AS live
+FROM idempotency_keys WHERE key = 'ex-1';
 
 -- a key expires by itself once its ttl has passed (the first call and its
 -- replay share one transaction, so the replay happens at the same now())
@@ -70,8 +75,9 @@ SELECT idem_execute('ex-sleep', 'INSERT INTO exp_t(v) VALUES ($1) RETURNING v', 
 RESET idempotency.ttl;
 SELECT count(*) AS sleep_rows FROM exp_t WHERE v = 'sleep';
 
--- a key replaced in a transaction that rolls back stays as it was (expired)
-UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'ex-sleep';
+-- a key run again in a transaction that rolls back stays as it was (expired)
+UPDATE idempotency_keys SET expires_at = now() - interval '1 second'
+WHERE key = 'ex-sleep' AND expires_at > now();
 BEGIN;
 SELECT idem_execute('ex-sleep', 'INSERT INTO exp_t(v) VALUES ($1) RETURNING v', 'sleep') -> 'replayed' AS replayed;
 ROLLBACK;

@@ -1,5 +1,5 @@
--- The stored fingerprint is 0x02 followed by SHA-256 of the request's
--- encoding: each part as its length (4 bytes, little-endian as on the
+-- The stored fingerprint is 0x02 followed by the first 16 bytes of SHA-256
+-- of the request's encoding (17 bytes; fingerprint.c says why 128 bits do): each part as its length (4 bytes, little-endian as on the
 -- machines we build for) and its bytes; the parts are the statement text,
 -- the argument count, then per argument its schema-qualified type name and
 -- "v" plus its text form, or an empty part for NULL (the 1.0 encoding),
@@ -22,11 +22,15 @@ CREATE FUNCTION fp_text(t text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
 $$;
 -- version 2: the 1.0 encoding, then the effective search_path
 CREATE FUNCTION fp_v2(enc bytea) RETURNS bytea LANGUAGE sql STABLE AS $$
-    SELECT '\x02'::bytea || sha256(enc || fp_part(fp_le32(cardinality(current_schemas(false))))
+    SELECT '\x02'::bytea || substr(sha256(enc || fp_part(fp_le32(cardinality(current_schemas(false))))
         || coalesce((SELECT string_agg(fp_text(n), ''::bytea ORDER BY i)
-                       FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(n, i)), ''::bytea))
+                       FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(n, i)), ''::bytea)), 1, 16)
 $$;
 SELECT current_schemas(false) AS effective_search_path;
+-- 17 bytes
+SELECT length(idem_execute('fp-len', 'SELECT 1 AS one')::text) > 0 AS ran;
+SELECT length(fingerprint) AS fp_len FROM idempotency_keys WHERE key = 'fp-len';
+SELECT idem_forget('fp-len') AS forgotten;
 
 -- one text argument, statement texts of 24 to 153 bytes
 CREATE TEMP TABLE fp_calls AS
@@ -74,8 +78,8 @@ RESET search_path;
 SET search_path = pg_temp, public;
 SELECT idem_execute('fp-temp', 'SELECT 1 AS one') ->> 'replayed' AS replayed;
 SELECT current_schemas(false) <> ARRAY['pg_temp', 'public']::name[] AS numbered_temp_schema,
-       fingerprint = '\x02'::bytea || sha256(fp_text('SELECT 1 AS one') || fp_part(fp_le32(0))
-                                   || fp_part(fp_le32(2)) || fp_text('pg_temp') || fp_text('public')) AS temp_as_pg_temp
+       fingerprint = '\x02'::bytea || substr(sha256(fp_text('SELECT 1 AS one') || fp_part(fp_le32(0))
+                                   || fp_part(fp_le32(2)) || fp_text('pg_temp') || fp_text('public')), 1, 16) AS temp_as_pg_temp
   FROM idempotency_keys WHERE key = 'fp-temp';
 RESET search_path;
 

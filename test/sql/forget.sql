@@ -33,11 +33,19 @@ SELECT idem_forget('') AS forgot;
 -- a NULL key: NULL
 SELECT idem_forget(NULL) IS NULL AS null_for_null;
 
--- an expired key counts as absent: false
+-- an expired key counts as absent: false, and its row is left to the purge
+-- (which may be deleting it right now: forget never waits for it)
 SELECT idem_execute('fg-expired', 'SELECT 1 AS one') -> 'replayed' AS replayed;
 UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'fg-expired';
 SELECT idem_forget('fg-expired') AS forgot;
--- and the call runs again
+SELECT count(*) AS expired_rows FROM idempotency_keys WHERE key = 'fg-expired';
+-- and the call runs again, under a new row
+SELECT idem_execute('fg-expired', 'SELECT 1 AS one') -> 'replayed' AS replayed;
+-- forgetting it then deletes the live row only
+SELECT idem_forget('fg-expired') AS forgot;
+SELECT count(*) FILTER (WHERE expires_at > now()) AS live,
+	   count(*) FILTER (WHERE expires_at <= now()) AS expired
+FROM idempotency_keys WHERE key = 'fg-expired';
 SELECT idem_execute('fg-expired', 'SELECT 1 AS one') -> 'replayed' AS replayed;
 
 -- forget is transactional: rolled back, the key stays
@@ -59,8 +67,9 @@ COMMIT;
 SELECT count(*) AS x_rows FROM forget_t WHERE v = 'x';
 SELECT count(*) AS key_rows FROM idempotency_keys WHERE key = 'fg-xact';
 
--- forget touches only the named key
-SELECT key FROM idempotency_keys ORDER BY key;
+-- forget touches only the named key (fg-expired: the live row and the
+-- expired one, still there for the purge)
+SELECT key, expires_at > now() AS live FROM idempotency_keys ORDER BY key, live;
 
 -- clean up
 DROP TABLE forget_t;

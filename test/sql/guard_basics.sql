@@ -31,7 +31,7 @@ $$;
 -- the trigger's definition with its guard id masked
 CREATE FUNCTION guard_triggerdef(t regclass) RETURNS text LANGUAGE sql AS $$
 	SELECT regexp_replace(pg_get_triggerdef(oid),
-		'''[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}''',
+		'''[0-9a-hjkmnp-tv-z]{4}''',
 		'''<guard id>''')
 	FROM pg_trigger WHERE tgrelid = t AND tgname = 'zz_idempotency_guard'
 $$;
@@ -48,14 +48,15 @@ SELECT idem_guard('gb_events', 'event_id');
 -- one trigger, named zz_idempotency_guard (BEFORE triggers fire in name
 -- order, so it fires after the table's other BEFORE INSERT triggers),
 -- BEFORE INSERT FOR EACH ROW, arguments (guard id, column, '' for
--- "idempotency.ttl at insert time", 'skip'); the guard id is a v4 UUID
+-- "idempotency.ttl at insert time", 'skip'); the guard id is 4 characters
+-- of base 32 (20 random bits, checked to be free)
 SELECT guard_triggerdef('gb_events');
 SELECT tgname, tgenabled, tgisinternal FROM pg_trigger
 WHERE tgrelid = 'gb_events'::regclass;
 -- one guard registered for the table, with the id in the trigger's arguments
 SELECT count(*) AS registered FROM idempotency_guards WHERE tbl = 'gb_events'::regclass;
-SELECT guard_scope('gb_events') ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
-	AS scope_is_guard_uuid,
+SELECT guard_scope('gb_events') ~ '^[0-9a-hjkmnp-tv-z]{4}$'
+	AS scope_is_short_guard_id,
 	   guard_scope('gb_events') = guard_trigger_id('gb_events')
 	AS trigger_has_registered_id;
 -- nothing is recorded until a row comes
@@ -175,7 +176,8 @@ COMMIT;
 SELECT * FROM gb_events WHERE event_id IN ('r1', 'r2') ORDER BY event_id;
 
 --
--- expired keys count as absent: the row goes in again and the key is renewed
+-- expired keys count as absent: the row goes in again and the key gets a
+-- new row; the expired one is left to the purge
 --
 UPDATE idempotency_keys SET created_at = now() - interval '2 days',
 	expires_at = now() - interval '1 second'
@@ -183,9 +185,9 @@ WHERE scope = guard_scope('gb_events') AND key = 'e1';
 INSERT INTO gb_events VALUES ('e1', 'after expiry');
 \echo inserted :ROW_COUNT
 SELECT count(*) AS e1_rows FROM gb_events WHERE event_id = 'e1';
--- one key row, live again, created anew (not 2 days ago)
-SELECT count(*) AS e1_keys, bool_and(expires_at > now()) AS live,
-	   bool_and(created_at > now() - interval '1 hour') AS created_anew
+-- one live key row, created anew (not 2 days ago), beside the expired one
+SELECT count(*) AS e1_keys, count(*) FILTER (WHERE expires_at > now()) AS live,
+	   bool_and(created_at > now() - interval '1 hour') FILTER (WHERE expires_at > now()) AS created_anew
 FROM idempotency_keys WHERE scope = guard_scope('gb_events') AND key = 'e1';
 -- and it dedupes again
 INSERT INTO gb_events VALUES ('e1', 'dup after renewal');

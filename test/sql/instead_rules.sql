@@ -53,7 +53,7 @@ CREATE RULE ir_items_notify AS ON DELETE TO ir_items DO ALSO NOTIFY ir_items_cha
 SELECT idem_execute('ir-notify', 'DELETE FROM ir_items WHERE id = 5');
 SELECT idem_execute('ir-notify', 'DELETE FROM ir_items WHERE id = 5');
 
-SELECT key, result FROM idempotency_keys ORDER BY key;
+SELECT key, command, result FROM idempotency_keys ORDER BY key;
 
 -- clean up
 DROP VIEW ir_live, ir_calls;

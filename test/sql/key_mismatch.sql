@@ -100,7 +100,7 @@ ROLLBACK;
 SELECT * FROM mismatch_log ORDER BY id;
 
 -- one key row per key; every mismatching call left the stored result alone
-SELECT key, result -> 'rows' AS rows FROM idempotency_keys ORDER BY key;
+SELECT key, result AS rows FROM idempotency_keys ORDER BY key;
 
 -- clean up
 DROP TABLE mismatch_log;

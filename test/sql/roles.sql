@@ -41,13 +41,13 @@ SELECT idem_forget('a-only') AS forgot;
 -- ... nor replay it: the same request under a's key runs for b
 SELECT idem_execute('a-only', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING id, who, v', 'a');
 -- selecting from the keys table shows b's rows only
-SELECT owner, scope, key, result -> 'rows' -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key, result -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
 SELECT current_user, count(*) AS visible FROM idempotency_keys;
 RESET ROLE;
 
 -- regress_idem_a still has both keys, untouched, and replays them
 SET ROLE regress_idem_a;
-SELECT owner, scope, key, result -> 'rows' -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key, result -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
 SELECT idem_execute('a-only', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING id, who, v', 'a') -> 'replayed' AS replayed;
 SELECT idem_execute('shared-key', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING id, who, v', 'same') -> 'replayed' AS replayed;
 RESET ROLE;
@@ -111,7 +111,7 @@ SELECT idem_lookup('definer-key') -> 'rows' AS as_key_rows;
 RESET ROLE;
 
 -- a superuser sees every role's rows
-SELECT owner, scope, key, result -> 'rows' -> 0 ->> 'who' AS who
+SELECT owner, scope, key, result -> 0 ->> 'who' AS who
 FROM idempotency_keys ORDER BY owner::text, scope, key;
 SELECT who, v FROM roles_t ORDER BY id;
 

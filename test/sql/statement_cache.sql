@@ -34,7 +34,7 @@ BEGIN
 END
 $$;
 SELECT count(*) AS keys,
-	   count(*) FILTER (WHERE (result -> 'rows' -> 0 ->> 'n')::int
+	   count(*) FILTER (WHERE (result -> 0 ->> 'n')::int
 						 = substr(key, 9)::int) AS right_results
 FROM idempotency_keys WHERE key LIKE 'sc-many-%';
 SELECT idem_execute('sc-again-1', 'SELECT 1 AS n') -> 'rows',

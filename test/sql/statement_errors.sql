@@ -159,7 +159,7 @@ BEGIN
 END $$;
 
 -- the keys that were recorded: only successful calls that committed
-SELECT key, result -> 'rows' AS rows FROM idempotency_keys ORDER BY key;
+SELECT key, result AS rows FROM idempotency_keys ORDER BY key;
 SELECT id FROM se_t ORDER BY id;
 
 -- clean up

@@ -52,9 +52,8 @@ SELECT idem_execute('$mode-' || :k,
 			SELECT count(*) FROM payments p
 			JOIN idempotency_keys k ON k.key = p.key
 			WHERE p.mode = '$mode'
-			  AND (k.result->'rows'->0->>'id')::bigint = p.id
-			  AND k.result->>'command' = 'INSERT'
-			  AND (k.result->>'row_count')::int = 1}),
+			  AND (k.result->0->>'id')::bigint = p.id
+			  AND k.command = 'INSERT 1'}),
 		$keys,
 		"$mode: each stored result names its own payment");
 }
@@ -91,7 +90,7 @@ SELECT idem_execute('cast', 'SELECT $1 AS v', :v::int);
 }
 	});
 is( $node->safe_psql(
-		'postgres', "SELECT result FROM idempotency_keys WHERE key = 'cast'"),
+		'postgres', "SELECT idem_lookup('cast')"),
 	'{"rows": [{"v": 7}], "command": "SELECT", "row_count": 1}',
 	'the cast parameter was bound in its own type');
 

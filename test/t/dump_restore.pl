@@ -93,7 +93,7 @@ WHERE owner = 'postgres'::regrole AND key = 'pay-3'});
 
 # snapshot of the live keys, every column
 my $live_query = q{
-SELECT owner, scope, key, encode(fingerprint, 'hex'), result, created_at, expires_at
+SELECT owner, scope, key, encode(fingerprint, 'hex'), command, result, created_at, expires_at
 FROM idempotency_keys WHERE expires_at > now() ORDER BY owner::text, scope, key};
 my $live_src = $node->safe_psql('src', $live_query);
 is( $node->safe_psql(
@@ -131,7 +131,7 @@ is( $node->safe_psql(
 SELECT count(*) FROM idempotency_keys k
 JOIN payments p ON p.key COLLATE "C" = k.key
   AND p.customer = CASE k.owner::text WHEN 'postgres' THEN 'cus_su' ELSE 'cus_app' END
-WHERE (k.result->'rows'->0->>'id')::bigint = p.id}),
+WHERE (k.result->0->>'id')::bigint = p.id}),
 	'4',
 	'dst: every restored payment key names its restored payment');
 is( $node->safe_psql('dst', q{SELECT idem_lookup('report-1')}),

@@ -31,7 +31,7 @@ $node->safe_psql(
 my $oid = $node->safe_psql('postgres', "SELECT 'old_events'::regclass::oid");
 my $old_guard = $node->safe_psql('postgres',
 	"SELECT guard_id FROM idempotency_guards WHERE tbl = $oid");
-like($old_guard, qr/^[0-9a-f-]{36}$/, "old_events (OID $oid) is guarded");
+like($old_guard, qr/^[0-9a-hjkmnp-tv-z]{4}$/, "old_events (OID $oid) is guarded");
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM idempotency_keys WHERE scope IN ('$old_guard', 'guard:$old_guard')"),
 	'3',

@@ -38,7 +38,7 @@ my $out = $node->safe_psql(
 							  'SELECT ' || i || ' AS n /* ' || repeat('x', 5 * 1024 * 1024) || ' */'))
 	FROM generate_series(1, 20) i;
 	SELECT 'after ' || context_bytes();
-	SELECT 'rows ' || string_agg(result -> 'rows' ->> 0, ',' ORDER BY key)
+	SELECT 'rows ' || string_agg(result ->> 0, ',' ORDER BY key)
 	FROM idempotency_keys WHERE key IN ('big-1', 'big-20');
 	SELECT count(idem_execute('small-' || i, 'SELECT ' || i || ' AS n'))
 	FROM generate_series(1, 300) i;
