@@ -46,7 +46,7 @@ RESET idempotency.tenant;
 SELECT idem_execute('ts-k', 'INSERT INTO ts_t(v) VALUES ($1) RETURNING id, tenant', 'same') -> 'rows' AS default_replays;
 SELECT id, tenant, v FROM ts_t ORDER BY id;
 -- three key rows, one per tenant, the tenant in the scope column
-SELECT scope, key, result -> 'rows' -> 0 ->> 'tenant' AS ran_for
+SELECT scope, key, result -> 0 ->> 'tenant' AS ran_for
 FROM idempotency_keys WHERE key = 'ts-k' ORDER BY scope;
 
 -- 3. idem_lookup and idem_forget see the current tenant's key only
