@@ -69,7 +69,8 @@
 #                         ["1000000 10000000"]; empty skips part 2
 #   BENCH_CHURN_EXPIRED   expired keys in part 2 [200000]
 #   BENCH_CHURN_EXPIRE_LIMIT  seconds before idem_purge's expiry is cut short [120]
-#   BENCH_CHURN_PARTS     churn runs to do: "worker anchor", or one of them
+#   BENCH_CHURN_PARTS     churn runs to do ["worker anchor"]; one of them, or
+#                         empty for part 2 alone
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -83,7 +84,7 @@ BATCH="${BENCH_CHURN_BATCH:-10000}"
 LIVE="${BENCH_CHURN_LIVE-1000000 10000000}"
 EXPIRED="${BENCH_CHURN_EXPIRED:-200000}"
 EXPIRE_LIMIT="${BENCH_CHURN_EXPIRE_LIMIT:-120}"
-PARTS="${BENCH_CHURN_PARTS:-worker anchor}"
+PARTS="${BENCH_CHURN_PARTS-worker anchor}"
 for v in TTL TTLS CLIENTS JOBS INTERVAL BATCH EXPIRED EXPIRE_LIMIT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
@@ -309,7 +310,13 @@ for n in $LIVE; do
         'BEGIN { printf "%d live + %d expired: keys table %.0f MiB (INSERT %.0f s, VACUUM %.0f s), partitioned %.0f MiB in %d partitions (INSERT %.0f s, VACUUM + CHECKPOINT %.0f s)", n, e, pb / 1048576, b - a, d - c, qb / 1048576, np, c - b, f - d }')")
     log "   ${PRELOAD_NOTES[-1]}"
 
-    # idem_purge, as the worker runs it
+    # idem_purge, as the worker runs it.  Whether its scans are synchronized:
+    # a sequential scan of a table larger than a quarter of shared_buffers
+    # starts where the last one (of any session) stopped, so each batch goes
+    # on from the previous one instead of starting again at block 0
+    sync=$(qdb "$db" "SELECT pg_relation_size('idempotency_keys') / current_setting('block_size')::int
+                             > (SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers') / 4
+                         AND current_setting('synchronize_seqscans')::bool")
     read -r _ p0 _ <<<"$(stats "$db")"
     read -r purged secs finished <<<"$(qdb "$db" "CALL purge_all(500, $EXPIRE_LIMIT)")"
     read -r _ p1 _ <<<"$(stats "$db")"
@@ -322,15 +329,15 @@ for n in $LIVE; do
         [[ "$left" == "$((EXPIRED - purged)) $((n + EXPIRED - purged))" ]] \
             || die "expiry: idem_purge purged $purged, left (expired, all) = $left"
     fi
-    printf 'idem_purge\t%d\t%d\t%s\t%d\t%s\n' "$n" "$EXPIRED" "$secs" "$purged" "$finished" >>"$EXPIRY"
-    log "   idem_purge: $purged of $EXPIRED expired keys in $secs s (finished: $finished)"
+    printf 'idem_purge\t%d\t%d\t%s\t%d\t%s\t%s\n' "$n" "$EXPIRED" "$secs" "$purged" "$finished" "$sync" >>"$EXPIRY"
+    log "   idem_purge: $purged of $EXPIRED expired keys in $secs s (finished: $finished; synchronized scans: $sync)"
 
     # the partitioned store: drop the expired partition
     read -r dropped secs <<<"$(qdb "$db" "SELECT n, extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM (SELECT part_expire() AS n OFFSET 0) s")"
     ((dropped == 1)) || die "expiry: part_expire dropped $dropped partitions, want 1"
     left=$(qdb "$db" "SELECT count(*) FILTER (WHERE expires_at <= '$t0') || ' ' || count(*) FROM part_keys")
     [[ "$left" == "0 $n" ]] || die "expiry: after part_expire part_keys has (expired, all) = $left"
-    printf 'partitioned\t%d\t%d\t%s\t%d\tt\n' "$n" "$EXPIRED" "$secs" "$EXPIRED" >>"$EXPIRY"
+    printf 'partitioned\t%d\t%d\t%s\t%d\tt\t\\N\n' "$n" "$EXPIRED" "$secs" "$EXPIRED" >>"$EXPIRY"
     log "   partitioned: $EXPIRED expired keys in $secs s (1 partition detached and dropped)"
 
     # a lookup by key in each, 3 rounds alternating
@@ -382,7 +389,7 @@ echo
     echo "COPY sz FROM STDIN;"
     cat "$SIZES"
     echo '\.'
-    echo "CREATE TEMP TABLE ex (design text, live bigint, expired bigint, secs numeric, purged bigint, finished boolean);"
+    echo "CREATE TEMP TABLE ex (design text, live bigint, expired bigint, secs numeric, purged bigint, finished boolean, sync boolean);"
     echo "COPY ex FROM STDIN;"
     cat "$EXPIRY"
     echo '\.'
@@ -425,6 +432,7 @@ SELECT e.live AS "live keys", e.design,
        CASE WHEN e.finished THEN to_char(e.secs, 'FM9990.000') || ' s'
             ELSE '> ' || to_char(e.secs, 'FM9990') || ' s (' || e.purged || ' of ' || e.expired || ')' END AS "time to expire",
        to_char(e.purged / e.secs, 'FM999G999G990') AS "keys/s",
+       CASE e.sync WHEN true THEN 'yes' WHEN false THEN 'no' ELSE '' END AS "synchronized scans",
        to_char(l.us, 'FM990.00') AS "lookup us (median of 3)"
   FROM ex e
   LEFT JOIN (SELECT live, CASE variant WHEN 'plain' THEN 'idem_purge' ELSE variant END AS design,
@@ -453,4 +461,6 @@ for line in "${CHURN_CHECK[@]}"; do
 done
 echo "          expiry: every expired key gone (or, cut short, exactly the purged ones), every live key kept,"
 echo "          idempotency_stats.purged == keys purged"
+echo "sync:     synchronized scans: the keys table is larger than shared_buffers / 4, so each idem_purge batch's"
+echo "          sequential scan goes on where the last one stopped; otherwise every batch starts at block 0 again"
 echo
