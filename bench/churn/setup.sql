@@ -1,17 +1,9 @@
--- Schema of the churn benchmark (bench/churn.sh): the extension, the table
--- every call writes its payment to, the anchor's purge loop and the log of
--- what it purged.  The keys-table layout is used in one place only:
--- preload.sql.
-SET client_min_messages = warning;
-
-CREATE EXTENSION idempotency;
-
--- The write under test, as in bench/execute: one payment row per new key.
-CREATE TABLE payments (
-    id       bigserial PRIMARY KEY,
-    customer text NOT NULL,
-    amount   numeric NOT NULL
-);
+-- Schema of the churn benchmark (bench/churn.sh): the extension and the
+-- payments table every call writes to, as in bench/execute (its setup.sql,
+-- which also brings B1's table and a replay loop this benchmark does not
+-- use), then the anchor's purge loop and the log of what it purged.  The
+-- keys-table layout is used in one place only: preload.sql.
+\ir ../execute/setup.sql
 
 -- The anchor a user would schedule with pg_cron: every tick, idem_purge(batch)
 -- again and again, each batch in its own transaction, until a batch comes
