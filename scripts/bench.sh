@@ -31,7 +31,12 @@ cd "$REPO_ROOT"
 # shared_buffers sized as usual for a dedicated server, a quarter of RAM
 # (BENCH_SHARED_BUFFERS overrides it); enough WAL that checkpoints stay out
 # of the timed statements (each benchmark takes its own CHECKPOINT between
-# runs); autovacuum off so it does not wake up at random in a run.
+# runs); autovacuum off so it does not wake up at random in a run.  The
+# extension preloaded, as in production: the stats counters count, and the
+# purge worker is there for bench/churn.sh, which turns it (and autovacuum)
+# on for its own phases with ALTER SYSTEM; purge_interval = 0 keeps it out
+# of every other benchmark (a pass over their 10M-key tables would land at
+# random in their runs).
 mem_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
 BENCH_SHARED_BUFFERS="${BENCH_SHARED_BUFFERS:-$((mem_kb / 4 / 1024))MB}"
 BENCH_SETTINGS=(
@@ -44,6 +49,8 @@ BENCH_SETTINGS=(
     "checkpoint_timeout = 30min"
     "wal_buffers = 64MB"
     "autovacuum = off"
+    "shared_preload_libraries = 'idempotency'"
+    "idempotency.purge_interval = 0"
 )
 
 # Huge pages for shared memory, as a dedicated server with a large
