@@ -42,6 +42,7 @@
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/itemptr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -116,15 +117,22 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 	 * given the same OID must not inherit them (see scope.c).  SKIP LOCKED:
 	 * two purges at once split the work instead of queueing.
 	 */
+	/*
+	 * From block $2 on (a TID range scan), so that the batches of one purge
+	 * pass read the table once between them rather than each from its start
+	 * (see keystore_purge); RETURNING says where this batch stopped.
+	 */
 	[KS_PURGE] = {
 		"DELETE FROM @keys@ WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
 		" SELECT k.ctid FROM @keys@ k"
-		" WHERE k." KEY_EXPIRED_SQL
+		" WHERE k.ctid OPERATOR(pg_catalog.>=) $2"
+		" AND (k." KEY_EXPIRED_SQL
 		" OR (k.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid AND NOT EXISTS ("
 		" SELECT FROM pg_catalog.pg_roles r"
-		" WHERE r.oid OPERATOR(pg_catalog.=) k.owner))"
-		" LIMIT $1 FOR UPDATE SKIP LOCKED))",
-		1, {INT8OID}
+		" WHERE r.oid OPERATOR(pg_catalog.=) k.owner)))"
+		" LIMIT $1 FOR UPDATE SKIP LOCKED))"
+		" RETURNING ctid",
+		2, {INT8OID, TIDOID}
 	},
 	[KS_FORGET_SCOPE] = {
 		"DELETE FROM @keys@ WHERE owner OPERATOR(pg_catalog.=) $1"
@@ -626,14 +634,49 @@ keystore_forget(KeyStore *ks, const KeyScope *scope, const char *key)
 int64
 keystore_purge(KeyStore *ks, int64 max_rows)
 {
-	Datum		values[1];
-	char		nulls[1] = {' '};
+	static Oid	resume_relid = InvalidOid;
+	static BlockNumber resume_block = 0;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	ItemPointerData start;
+	uint64		processed;
+	uint64		i;
+
+	/*
+	 * Each batch starts in the block where the previous batch of this
+	 * backend stopped: without it every batch of a pass scanned the table
+	 * from block 0 past the keys it had just deleted, so a pass cost the
+	 * table's size times its batches and the worker fell behind a busy
+	 * writer.  A batch that comes back short has reached the end: the next
+	 * one starts from the beginning again.  An unlimited purge reads it all.
+	 */
+	if (ks->relid != resume_relid || max_rows < 0)
+		resume_block = 0;
+	resume_relid = ks->relid;
+	ItemPointerSet(&start, resume_block, FirstOffsetNumber);
 
 	values[0] = Int64GetDatum(max_rows);
 	if (max_rows < 0)
 		nulls[0] = 'n';			/* LIMIT NULL: no limit */
-	run_as_owner(ks, KS_PURGE, values, nulls, SPI_OK_DELETE);
-	return (int64) SPI_processed;
+	values[1] = PointerGetDatum(&start);
+	run_as_owner(ks, KS_PURGE, values, nulls, SPI_OK_DELETE_RETURNING);
+	processed = SPI_processed;
+
+	resume_block = 0;
+	if (max_rows >= 0 && processed >= (uint64) max_rows)
+	{
+		for (i = 0; i < processed; i++)
+		{
+			bool		isnull;
+			ItemPointer tid;
+
+			tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc,
+													1, &isnull));
+			resume_block = Max(resume_block, ItemPointerGetBlockNumber(tid));
+		}
+	}
+	return (int64) processed;
 }
 
 /* Delete every key of a scope, live or not; returns how many. */
