@@ -124,6 +124,8 @@ my %known_defects = (
 	  'SELECT ... INTO inside a UNION slips past the statement check and ends in XX000 after running',
 	'issue8-9b-rule-rewritten-dml' =>
 	  'DML on a view rewritten by a DO INSTEAD rule ends in XX000 (SPI_OK_REWRITTEN)',
+	'issue8-8-regclass-search-path' =>
+	  'reg* arguments are fingerprinted by a search_path-dependent text form: another table replays',
 	'issue8-10-duplicate-column-names' =>
 	  'a result with two output columns of the same name silently loses one',
 );
@@ -507,7 +509,23 @@ sub returning
 		2 => [ ' RETURNING *', 14 ],
 		2 => [ ' RETURNING k, ' . join(', ', @c), 1 + @c ],
 		1 => [ '', 0 ],
-		1 => [ " RETURNING id, k || '!' AS \"k!\", to_jsonb(items) - 'id' AS j", 3 ]);
+		1 => [ " RETURNING id, k || '!' AS \"k!\", to_jsonb(items) - 'id' AS j", 3 ],
+		# which schema's table the row went to: the caller's search_path
+		# decides, also for a statement whose plan was kept from a call
+		# under another search_path
+		2 => [ ' RETURNING id, (SELECT c.relnamespace::regnamespace::text FROM pg_catalog.pg_class c'
+			  . ' WHERE c.oid = items.tableoid) AS schema', 2 ]);
+}
+
+# the schema whose table "items" a search_path finds
+sub items_schema
+{
+	my ($path) = @_;
+	for my $s (split /\s*,\s*/, $path)
+	{
+		return $s if $s =~ /^(fz_a|fz_b|public)$/;
+	}
+	return undef;
 }
 
 my @allowed_shapes = (
@@ -518,7 +536,7 @@ my @allowed_shapes = (
 	[ 2 => 'duplicate_columns' ], [ 2 => 'rule_view' ], [ 1 => 'rule_also' ],
 	[ 1 => 'auto_view' ], [ 1 => 'for_update' ], [ 2 => 'values' ],
 	[ 2 => 'functions' ], [ 1 => 'quoted_names' ], [ 1 => 'param_gap' ],
-	[ 1 => 'nested_other_key' ]);
+	[ 1 => 'nested_other_key' ], [ 2 => 'regclass_arg' ]);
 
 sub allowed_statement
 {
@@ -718,6 +736,17 @@ INSERT INTO ledger (item_id, delta) SELECT id, $2 FROM u RETURNING item_id, delt
 		$s->{types} = [ pick(@arg_types), pick(@arg_types) ];
 		@$s{qw(command ncols)} = ('SELECT', 1);
 	}
+	elsif ($shape eq 'regclass_arg')
+	{
+		# a table argument under the search_path that prints it unqualified
+		# (a retry swaps in the other schema's table: issue 8, item 8)
+		my $schema = pick('fz_a', 'fz_b');
+		$s->{sql} = 'SELECT $1::oid <> 0 AS found, pg_typeof($1)::text AS t';
+		$s->{types} = ['regclass'];
+		$s->{bound} = { 0 => "'$schema.items'::regclass" };
+		$s->{want_path} = "$schema, public";
+		@$s{qw(command ncols)} = ('SELECT', 2);
+	}
 	elsif ($shape eq 'nested_other_key')
 	{
 		# the statement calls idem_execute itself, with a key of its own
@@ -763,7 +792,7 @@ my @forbidden = (
 	[ copy => [qw(0A000)], 'COPY items TO STDOUT', 'COPY items FROM STDIN',
 		'COPY (SELECT 1) TO STDOUT', q{COPY items (k) FROM '/dev/null'} ],
 	# SELECT INTO, also inside a UNION (issue 8, item 9)
-	[ select_into => [qw(0A000 42601)], 'SELECT 1 AS a INTO fz_into_t',
+	[ select_into => [qw(0A000 42601 42P01)], 'SELECT 1 AS a INTO fz_into_t',
 		'SELECT $1 AS a INTO TEMP fz_into_t', 'SELECT * INTO fz_into_x FROM items',
 		'WITH w AS (SELECT 1 AS a) SELECT a INTO fz_into_w FROM w', '(SELECT 1 AS a INTO fz_into_p)',
 		'SELECT (SELECT 1 INTO fz_into_s)', 'INSERT INTO items (n) SELECT 1 INTO fz_into_i' ],
@@ -1156,6 +1185,13 @@ sub check_first_output
 	{
 		violation('row_count differs from the number of rows returned', $sql, $output);
 	}
+	if (@$rows && exists $rows->[0]{schema} && $s->{sql} =~ /AS schema/)
+	{
+		my $want = items_schema(current_settings()->{search_path}) // '(none)';
+		violation("the statement ran against $rows->[0]{schema}.items, search_path finds $want.items",
+			$sql, $output)
+		  unless $rows->[0]{schema} eq $want;
+	}
 	if ($s->{ncols} && @$rows)
 	{
 		my $have = scalar keys %{ $rows->[0] };
@@ -1216,10 +1252,11 @@ sub key_ok
 sub act_execute
 {
 	my (%o) = @_;
+	my $s = $o{statement} // (chance(0.2) ? forbidden_statement() : allowed_statement());
+	apply_settings(%{ current_settings() }, search_path => $s->{want_path}) if $s->{want_path};
 	my $st = current_settings();
 	my $key = $o{key} // random_key($st->{'idempotency.max_key_length'});
 	$key = undef if !defined $o{key} && chance(0.01);
-	my $s = $o{statement} // (chance(0.2) ? forbidden_statement() : allowed_statement());
 	my $args = $o{args} // statement_args($s);
 	my $sqltext = chance(0.005) && !$o{statement} ? undef : $s->{sql};
 	my $call = 'SELECT public.idem_execute(' . lit($key) . ', ' . lit($sqltext) . "$args);\n";
@@ -1253,6 +1290,11 @@ sub act_execute
 	{
 		# the key is live: replay or IK001, nothing runs
 		my $same = $rec->{kind} eq 'exec' && $rec->{call} eq $call;
+		if (!$same && $state eq '00000' && $s->{regclass_swap} && $output =~ /"replayed": true/)
+		{
+			is_known_defect('issue8-8-regclass-search-path');
+			return;
+		}
 		if (!$same)
 		{
 			check_error($state, $errtext, $call, "$what reusing a key with another request", 'IK001')
@@ -1378,13 +1420,25 @@ sub act_retry
 		# another statement text, one argument more, or none at all (a
 		# VARIADIC NULL or empty array binds nothing: change its text)
 		my $m = $args =~ /VARIADIC/ ? 0 : rint(3);
-		if    ($m == 0) { $sql =~ s/'$/ '/; }
+		if ($args =~ /'fz_[ab]\.items'::regclass/ && chance(0.7))
+		{
+			# the other schema's table, under a search_path where both
+			# print as "items" (issue 8, item 8)
+			$args =~ s/'fz_([ab])\.items'::regclass/"'fz_" . ($1 eq 'a' ? 'b' : 'a') . ".items'::regclass"/ge;
+			my ($first) = $args =~ /'fz_([ab])\.items'::regclass/;
+			$want{search_path} = "fz_$first, public";
+			apply_settings(%want);
+			$m = 3;
+		}
+		if    ($m == 3) { }
+		elsif ($m == 0) { $sql =~ s/'$/ '/; }
 		elsif ($m == 1) { $args .= ', 0::int'; }
 		else            { $args = $args eq '' ? ', NULL::int' : ''; }
 	}
 	$sql =~ s/^'(.*)'$/$1/s;
 	$sql =~ s/''/'/g;
-	my $stmt = { shape => "retry_$mode", sql => $sql, other_path => $mode eq 'other_path' };
+	my $stmt = { shape => "retry_$mode", sql => $sql, other_path => $mode eq 'other_path',
+		regclass_swap => $args =~ /::regclass/ && $mode eq 'other_request' };
 	act_execute(key => $key, statement => $stmt, args => $args);
 	return;
 }
