@@ -40,7 +40,7 @@ $seed = int(time() * 1000) % 1_000_000_000
   if !defined $seed || $seed eq '';
 die "IDEM_FUZZ_SEED must be a non-negative integer\n"
   unless $seed =~ /^\d+$/;
-my $iterations = $ENV{IDEM_FUZZ_ITERATIONS} || 2400;
+my $iterations = $ENV{IDEM_FUZZ_ITERATIONS} || 16000;
 die "IDEM_FUZZ_ITERATIONS must be a positive integer\n"
   unless $iterations =~ /^\d+$/ && $iterations > 0;
 my $repro = "IDEM_FUZZ_SEED=$seed IDEM_FUZZ_ITERATIONS=$iterations";
@@ -139,7 +139,7 @@ $node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
 $node->append_conf(
 	'postgresql.conf', q{
 log_statement = none
-log_min_messages = warning
+log_min_messages = log
 log_min_error_statement = panic
 fsync = off
 });
@@ -1870,9 +1870,13 @@ sub check_health
 		violation("the node does not answer ($label)", 'SELECT 1', "exit $ret");
 		return 0;
 	}
-	my $log = slurp_file($node->logfile);
-	my $new = substr($log, $log_offset);
-	$log_offset = length $log;
+	# the log from where the last check stopped (log_min_messages = log
+	# keeps the statements' ERRORs out of it, and a crash's LOG lines in)
+	open(my $fh, '<', $node->logfile) or die "cannot read the server log: $!";
+	seek($fh, $log_offset, 0);
+	my $new = do { local $/; <$fh> } // '';
+	$log_offset += length $new;
+	close $fh;
 	if ($new =~ /(.*(?:terminated by signal|PANIC:|TRAP:|server process .* exited with exit code|was terminated by exception).*)/)
 	{
 		violation("the server log shows a crashed backend ($label)", '(server log)', $1);
