@@ -1,10 +1,13 @@
 EXTENSION = idempotency
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 MODULE_big = idempotency
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# the 1.1 install script is 1.0's followed by the 1.0--1.1 upgrade
+DATA = sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
-	src/canonical.o src/claim.o src/plancache.o
+	src/canonical.o src/claim.o src/plancache.o src/scope.o \
+	src/request.o
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads test/sql and test/specs; expected output lives in ./expected
@@ -26,7 +29,9 @@ ifeq ($(shell test $(VERSION_NUM) -ge 140000; echo $$?),1)
 $(error idempotency requires PostgreSQL 14 or later)
 endif
 # PGXS tracks no header dependencies: every object includes these
-$(OBJS): src/idempotency.h src/compat.h
+$(OBJS): $(wildcard src/*.h)
+$(DATA_built): sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
+	cat $^ > $@
 else
 all install installcheck:
 	$(error PGXS not found: install postgresql-server-dev-15, or run make demo or make test, which install it)

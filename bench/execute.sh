@@ -35,7 +35,7 @@
 #   B2  b2_execute(key, sql, p1, p2), a PL/pgSQL function: key row with ON
 #       CONFLICT DO NOTHING, request hash check, EXECUTE ... USING, result
 #       stored and returned as jsonb (b2_execute.sql)
-#   F   SELECT result FROM idempotency_keys WHERE scope = ... AND key = ...:
+#   F   SELECT result FROM idempotency_keys WHERE owner = ... AND scope = '' AND key = ...:
 #       a primary-key lookup of the stored result, the floor of a replay
 #
 # Method: for each workload, BENCH_RUNS rounds; a round runs every variant
@@ -96,8 +96,8 @@ psql -X -At -d postgres -c "SELECT 1" >/dev/null 2>&1 \
     || die "cannot connect to the server (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-}); run through scripts/bench.sh"
 [[ "$(psql -X -At -d postgres -c "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" == t ]] \
     || die "the benchmark needs a superuser connection (it preloads idempotency_keys directly)"
-ROLE="$(psql -X -At -d postgres -c "SELECT current_user")"
-SCOPE="role:$ROLE"
+# the keys of the benchmark's role, in the default tenant
+OWN_KEYS="owner = current_user::regrole AND scope = ''"
 
 BENCH_TMP="$(mktemp -d /tmp/idem-bench-execute.XXXXXX)"
 add_cleanup "rm -rf '$BENCH_TMP'"
@@ -134,7 +134,7 @@ prewarm() {
 # under the same key fails.  (psql variables keep the SQL text out of the
 # shell's quoting.)
 log "== execute: checking the variants"
-"${PSQL[@]}" -At -v sql="$SQL_TEXT" -v scope="$SCOPE" <<'SQL' >"$BENCH_TMP/check.out" \
+"${PSQL[@]}" -At -v sql="$SQL_TEXT" <<'SQL' >"$BENCH_TMP/check.out" \
     || die "sanity check of the variants failed (see the error above)"
 SET client_min_messages = warning;
 SELECT idem_execute('chk-1', :'sql', 'cus_1'::text, 100.00::numeric) AS i1 \gset
@@ -149,7 +149,7 @@ SELECT 'b2 ' || (:'b1'::jsonb->>'replayed' = 'false' AND :'b2'::jsonb->>'replaye
         AND :'b1'::jsonb - 'rows' = :'i1'::jsonb - 'rows'
         AND jsonb_typeof(:'b1'::jsonb #> '{rows,0,id}') = 'number');
 SELECT 'f ' || (result = :'i1'::jsonb - 'replayed')
-  FROM idempotency_keys WHERE scope = :'scope' AND key = 'chk-1';
+  FROM idempotency_keys WHERE owner = current_user::regrole AND scope = '' AND key = 'chk-1';
 WITH a AS (INSERT INTO payments_b1(idempotency_key, customer, amount) VALUES ('chk-1', 'cus_1', 100.00)
            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
 SELECT count(*) AS b1_first FROM a \gset
@@ -234,7 +234,7 @@ declare -A SCRIPT=(
 count_keys() {
     local prefix="$2"
     case "$1" in
-        idem_*) q "SELECT count(*) FROM idempotency_keys WHERE scope = '$SCOPE' AND key LIKE '$prefix%'" ;;
+        idem_*) q "SELECT count(*) FROM idempotency_keys WHERE $OWN_KEYS AND key LIKE '$prefix%'" ;;
         B1_*) q "SELECT count(*) FROM payments_b1 WHERE idempotency_key LIKE '$prefix%'" ;;
         B2_*) q "SELECT count(*) FROM b2_keys WHERE key LIKE '$prefix%'" ;;
         *) echo 0 ;;
@@ -318,7 +318,7 @@ run_one() {
             # exactly one payment per key, every key with its result stored
             local no_result
             if [[ $variant == idem_hot ]]; then
-                no_result=$(q "SELECT count(*) FROM idempotency_keys WHERE scope = '$SCOPE' AND key LIKE '$prefix%' AND result IS NULL")
+                no_result=$(q "SELECT count(*) FROM idempotency_keys WHERE $OWN_KEYS AND key LIKE '$prefix%' AND result IS NULL")
             else
                 no_result=$(q "SELECT count(*) FROM b2_keys WHERE key LIKE '$prefix%' AND result IS NULL")
             fi
@@ -478,13 +478,14 @@ GROWTH_PRELOAD_B1=""
 if ((GROWTH_KEYS > 0)); then
     log "== execute: preloading $GROWTH_KEYS keys into idempotency_keys (and payments_b1)"
     t0=$(date +%s.%N)
-    "${PSQL[@]}" -v n="$GROWTH_KEYS" -v scope="$SCOPE" <<'SQL'
+    "${PSQL[@]}" -v n="$GROWTH_KEYS" <<'SQL'
 SET client_min_messages = warning;
-INSERT INTO idempotency_keys (scope, key, fingerprint, result, created_at, expires_at)
-SELECT :'scope', 'g-' || i, f.fingerprint,
+INSERT INTO idempotency_keys (owner, scope, key, fingerprint, result, created_at, expires_at)
+SELECT current_user::regrole, '', 'g-' || i, f.fingerprint,
        ('{"rows": [{"id": ' || i || '}], "command": "INSERT", "row_count": 1}')::jsonb,
        now(), now() + interval '1 day'
-  FROM (SELECT fingerprint FROM idempotency_keys WHERE scope = :'scope' AND key = 'rk-1') AS f,
+  FROM (SELECT fingerprint FROM idempotency_keys
+         WHERE owner = current_user::regrole AND scope = '' AND key = 'rk-1') AS f,
        generate_series(1, :n) AS i;
 SQL
     t1=$(date +%s.%N)
@@ -558,7 +559,7 @@ echo "          B1                    INSERT INTO payments_b1(idempotency_key, c
 echo "                                (idempotency_key) DO NOTHING RETURNING id: unique key column, no stored result"
 echo "          B2                    b2_execute(key, sql, p1, p2): PL/pgSQL, keys table + ON CONFLICT DO NOTHING,"
 echo "                                sha256 request hash, EXECUTE ... USING, result stored as jsonb (bench/execute/b2_execute.sql)"
-echo "          F                     SELECT result FROM idempotency_keys WHERE scope = \$1 AND key = \$2 (primary key)"
+echo "          F                     SELECT result FROM idempotency_keys WHERE owner = \$1 AND scope = '' AND key = \$2 (primary key)"
 if [[ -n "$R_HOOK" ]]; then
     echo "          R                     Redis SET NX EX + PostgreSQL INSERT + Redis SET of the result, one request ="
     echo "                                one call (latency measured in the client): $R_HOOK"

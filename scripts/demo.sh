@@ -239,7 +239,7 @@ finish_background A2 "$pid_a2"
 heading "6. What is stored: one row per key, next to the payments"
 demo_psql <<'SQL'
 SELECT * FROM payments ORDER BY id;
-SELECT scope, key, result, expires_at - created_at AS ttl
+SELECT owner, scope, key, result, expires_at - created_at AS ttl
   FROM idempotency_keys ORDER BY created_at;
 \set ECHO none
 SELECT demo_check((SELECT count(*) FROM payments) = 3, 'three payments for three keys') AS "check";

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgtime.h"
@@ -69,6 +71,44 @@ canonical_output_needed(Oid type)
 	}
 }
 
+/*
+ * Can the text form of this type depend on search_path?  True for the reg*
+ * types, which print a name qualified only when it is not visible, and for
+ * anything that may contain them: composites, records, ranges, and types
+ * not built in (an extension's output function may print names).
+ */
+bool
+canonical_output_needs_path(Oid type)
+{
+	Oid			base = getBaseType(type);
+	Oid			elem = get_element_type(base);
+	char		typtype;
+
+	if (OidIsValid(elem))
+		return canonical_output_needs_path(elem);
+	switch (base)
+	{
+		case REGCLASSOID:
+		case REGCOLLATIONOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGOPERATOROID:
+		case REGOPEROID:
+		case REGPROCEDUREOID:
+		case REGPROCOID:
+		case REGROLEOID:
+		case REGTYPEOID:
+		case RECORDOID:
+			return true;
+	}
+	typtype = get_typtype(base);
+	if (typtype == TYPTYPE_COMPOSITE || typtype == TYPTYPE_RANGE ||
+		typtype == TYPTYPE_MULTIRANGE)
+		return true;
+	return base >= FirstNormalObjectId;
+}
+
 static void
 set_option(const char *name, const char *value)
 {
@@ -76,9 +116,30 @@ set_option(const char *name, const char *value)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
-/* Fix the output settings; returns the nest level to pass to _end. */
+/*
+ * Fix the output settings; returns the nest level to pass to _end.
+ * search_path is emptied too, so that values of reg* types (regclass,
+ * regtype, regproc, ..., also inside arrays and composites) print
+ * qualified: 's1.t'::regclass and 's2.t'::regclass never print alike.
+ */
 int
 canonical_output_begin(void)
+{
+	int			nestlevel = canonical_output_begin_settings();
+
+	if (namespace_search_path == NULL || namespace_search_path[0] != '\0')
+		set_option("search_path", "");
+	return nestlevel;
+}
+
+/*
+ * The output settings without search_path: for values whose text form does
+ * not depend on it (canonical_output_needs_path), which saves setting and
+ * restoring search_path on every call, and for recomputing fingerprints
+ * stored by 1.0, which left it alone (fingerprint.c).
+ */
+int
+canonical_output_begin_settings(void)
 {
 	int			nestlevel = NewGUCNestLevel();
 

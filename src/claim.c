@@ -1,17 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * claim.c
- *	  Deciding, for one idem_execute call, whether to replay a stored
- *	  result, wait for another transaction, or run the statement.
+ *	  The one claim protocol: deciding, for a key, whether to replay what
+ *	  is stored under it, wait for another transaction, or run.
  *
- * The key row is written once, with its result, after the statement ran.
- * Until then a short-lived heavyweight lock on the key (an advisory-type
- * lock tag of our own, out of reach of pg_advisory_lock) keeps two
- * transactions from running the same key's statement at once.  The lock is
- * released as soon as the row is inserted: from then on the row's
- * uncommitted xmin is what others wait for (XactLockTableWait), exactly as
- * a unique index makes a second inserter wait.  So a transaction holds at
- * most one such lock at a time, however many keys it writes.
+ * Three callers claim keys this way: idem_execute (run the statement, store
+ * its result), the dedup guard trigger (let the row in, store the key) and
+ * idem_begin (hold the key until idem_finish stores the response; see
+ * request.c).
+ *
+ * The key row is written once, with its result, after the work ran.
+ * Until then a heavyweight lock on the key (an advisory-type lock tag of
+ * our own, out of reach of pg_advisory_lock) keeps two transactions from
+ * running the same key's work at once.  idem_execute and the guard release
+ * it as soon as the row is inserted: from then on the row's uncommitted
+ * xmin is what others wait for (XactLockTableWait), exactly as a unique
+ * index makes a second inserter wait, so they hold at most one such lock at
+ * a time, however many keys they write.  idem_begin keeps it until its
+ * transaction ends: its row comes only with idem_finish.
  *
  * Probing reads the primary key index directly with a dirty snapshot, which
  * shows rows of transactions still in flight.  What the probe finds
@@ -50,20 +56,59 @@
 #include "idempotency.h"
 
 /*
- * field4 of our lock tags: user advisory locks use 1 and 2, so keys never
- * collide with pg_advisory_lock() callers.
+ * field4 of our lock tags, one for role keys and one for guard keys: user
+ * advisory locks use 1 and 2, so keys never collide with pg_advisory_lock()
+ * callers.
  */
-#define IDEM_LOCKTAG_KEY	0x4944	/* "ID" */
+#define IDEM_LOCKTAG_ROLE_KEY	0x4944	/* "ID" */
+#define IDEM_LOCKTAG_GUARD_KEY	0x4947	/* "IG" */
 
+/*
+ * The key lock's tag: the database, the role owning the key (or the guarded
+ * table), a 32-bit hash of (scope, key), and the kind of key.  Different
+ * roles, and different guards, never share a tag whatever keys they choose:
+ * a hash collision can only make one role's (or one guard's) own keys wait
+ * for each other, as a lock on the key itself would.  In-flight tags are
+ * visible in pg_locks; they show which role is busy, never with which key.
+ */
 static void
-key_locktag(LOCKTAG *tag, const char *scope, const char *key)
+key_locktag(LOCKTAG *tag, const KeyScope *scope, const char *key)
 {
 	uint64		h;
 
-	h = hash_bytes_extended((const unsigned char *) scope, strlen(scope), 0);
+	h = hash_bytes_extended((const unsigned char *) scope->scope,
+							strlen(scope->scope), 0);
 	h = hash_bytes_extended((const unsigned char *) key, strlen(key), h);
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 IDEM_LOCKTAG_KEY);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, scope->lock_object,
+						 (uint32) (h ^ (h >> 32)),
+						 scope->guard ? IDEM_LOCKTAG_GUARD_KEY : IDEM_LOCKTAG_ROLE_KEY);
+}
+
+/* IK002: the key is held by a transaction in flight (the holder if known). */
+void
+raise_key_in_flight(const char *key, TransactionId holder)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
+			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
+					key),
+			 TransactionIdIsValid(holder) ?
+			 errdetail("Transaction %u is running a request with this key.",
+					   holder) :
+			 errdetail("Another transaction is running a request with this key."),
+			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
+}
+
+/* IK001: the key is live with another request's fingerprint. */
+void
+raise_key_reused(const char *key, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_IDEM_KEY_REUSED),
+			 errmsg("idempotency key \"%s\" was used with a different request",
+					key),
+			 errdetail_internal("%s", detail),
+			 errhint("Use a new key for a new request.")));
 }
 
 /*
@@ -74,7 +119,8 @@ key_locktag(LOCKTAG *tag, const char *scope, const char *key)
  * claim_release().
  */
 ClaimDecision
-claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
+claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
+		  KeyProbe *probe)
 {
 	LOCKTAG		tag;
 	bool		locked = false;
@@ -141,12 +187,28 @@ claim_key(KeyStore *ks, const char *scope, const char *key, KeyProbe *probe)
 }
 
 /*
+ * Store the row of a key claimed with CLAIM_INSERT or CLAIM_RENEW: a new
+ * row, or the expired one taken over (inserted after all if it was purged
+ * or forgotten meanwhile).  Guard keys have no fingerprint and no result.
+ */
+void
+claim_store(KeyStore *ks, const KeyScope *scope, const char *key,
+			ClaimDecision decision, bytea *fingerprint, Interval *ttl,
+			Jsonb *result)
+{
+	Assert(decision != CLAIM_REPLAY);
+	if (decision != CLAIM_RENEW ||
+		!keystore_renew_result(ks, scope, key, fingerprint, ttl, result))
+		keystore_insert_result(ks, scope, key, fingerprint, ttl, result);
+}
+
+/*
  * Release the key lock once the key row is inserted: from here on waiters
  * wait for this transaction through the row's xmin.  An error before this
  * point releases the lock with the (sub)transaction.
  */
 void
-claim_release(const char *scope, const char *key)
+claim_release(const KeyScope *scope, const char *key)
 {
 	LOCKTAG		tag;
 

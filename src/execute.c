@@ -48,6 +48,7 @@ typedef struct ParamTypeInfo
 	FmgrInfo	outfunc;
 	char	   *name;
 	bool		canonical;		/* text form depends on settings */
+	bool		qualify;		/* ... and on search_path */
 } ParamTypeInfo;
 
 #define TYPE_CACHE_SIZE 32
@@ -117,6 +118,7 @@ param_type_info(Oid type)
 									 format_type_extended(type, -1,
 														  FORMAT_TYPE_FORCE_QUALIFY));
 	info->canonical = canonical_output_needed(type);
+	info->qualify = info->canonical && canonical_output_needs_path(type);
 	info->type = type;
 	if (info == &type_cache[type_cache_used])
 		type_cache_used++;		/* complete: only now can a lookup find it */
@@ -132,6 +134,7 @@ set_arg(RequestArgs *args, int i, ParamTypeInfo *info, Datum value, bool isnull)
 	args->outfuncs[i] = &info->outfunc;	/* shared: keeps its fn_extra cache */
 	args->typenames[i] = info->name;
 	args->canonical |= info->canonical;
+	args->qualify |= info->qualify;
 }
 
 static void
@@ -141,6 +144,7 @@ alloc_args(RequestArgs *args, int nargs)
 
 	args->nargs = nargs;
 	args->canonical = false;
+	args->qualify = false;
 	args->types = palloc(sizeof(Oid) * n);
 	args->values = palloc(sizeof(Datum) * n);
 	args->nulls = palloc(sizeof(char) * n);
@@ -220,25 +224,6 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 	}
 }
 
-static void
-check_key(text *key_text, char **key)
-{
-	int			len = VARSIZE_ANY_EXHDR(key_text);
-
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency key must not be empty")));
-	if (len > idem_max_key_length)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency key is too long"),
-				 errdetail("The key is %d bytes; idempotency.max_key_length is %d bytes.",
-						   len, idem_max_key_length),
-				 errhint("Use a shorter key, such as a UUID or a hash of the request's identity.")));
-	*key = text_to_cstring(key_text);
-}
-
 /*
  * Keys whose statements are running in this backend, innermost first: a
  * statement that calls idem_execute again with its own key would otherwise
@@ -246,7 +231,7 @@ check_key(text *key_text, char **key)
  */
 typedef struct RunningKey
 {
-	const char *scope;
+	const KeyScope *scope;
 	const char *key;
 	bytea	   *fingerprint;
 	struct RunningKey *outer;
@@ -254,37 +239,21 @@ typedef struct RunningKey
 
 static RunningKey *running_keys = NULL;
 
-static bool
-same_fingerprint(bytea *stored, bytea *fingerprint)
-{
-	return stored != NULL &&
-		VARSIZE_ANY_EXHDR(stored) == IDEM_FINGERPRINT_LEN &&
-		memcmp(VARDATA_ANY(stored), VARDATA(fingerprint),
-			   IDEM_FINGERPRINT_LEN) == 0;
-}
+static const char *const other_request =
+"The statement text, its arguments or the search_path differ from those first run under this key.";
 
 static void
-raise_key_reused(const char *key)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_IDEM_KEY_REUSED),
-			 errmsg("idempotency key \"%s\" was used with a different request",
-					key),
-			 errdetail("The statement text or its arguments differ from those first run under this key."),
-			 errhint("Use a new key for a new request.")));
-}
-
-static void
-check_not_running(const char *scope, const char *key, bytea *fingerprint)
+check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 {
 	RunningKey *running;
 
 	for (running = running_keys; running != NULL; running = running->outer)
 	{
-		if (strcmp(running->key, key) != 0 || strcmp(running->scope, scope) != 0)
+		if (strcmp(running->key, key) != 0 || !scope_equal(running->scope, scope))
 			continue;
-		if (!same_fingerprint(running->fingerprint, fingerprint))
-			raise_key_reused(key);
+		if (VARSIZE(running->fingerprint) != VARSIZE(fingerprint) ||
+			memcmp(running->fingerprint, fingerprint, VARSIZE(fingerprint)) != 0)
+			raise_key_reused(key, other_request);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("idempotency key \"%s\" is already running in this transaction",
@@ -299,7 +268,7 @@ idem_execute(PG_FUNCTION_ARGS)
 	MemoryContext callercxt = CurrentMemoryContext;
 	char	   *key;
 	char	   *sql;
-	char	   *scope;
+	KeyScope	scope;
 	RequestArgs args;
 	bytea	   *fingerprint;
 	KeyStore	ks;
@@ -309,15 +278,11 @@ idem_execute(PG_FUNCTION_ARGS)
 	Jsonb	   *stored;
 	Jsonb	   *out;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("idempotency key must not be null")));
+	key = key_argument(fcinfo, 0);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("sql must not be null")));
-	check_key(PG_GETARG_TEXT_PP(0), &key);
 	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (sql[0] == '\0')
 		ereport(ERROR,
@@ -325,16 +290,19 @@ idem_execute(PG_FUNCTION_ARGS)
 				 errmsg("sql must not be empty")));
 	collect_args(fcinfo, &args);
 	fingerprint = idem_fingerprint(sql, &args);
-	scope = keystore_role_scope();
-	check_not_running(scope, key, fingerprint);
+	scope_of_role(&scope);
+	check_not_running(&scope, key, fingerprint);
+	if (request_key_begun(&scope, key))
+		raise_key_reused(key, "This transaction began the key with idem_begin.");
 
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
-	decision = claim_key(&ks, scope, key, &probe);
+	decision = claim_key(&ks, &scope, key, &probe);
 
 	if (decision == CLAIM_REPLAY)
 	{
-		if (!same_fingerprint(probe.fingerprint, fingerprint))
-			raise_key_reused(key);
+		if (!fingerprint_statement_matches(probe.fingerprint, fingerprint,
+										   sql, &args))
+			raise_key_reused(key, other_request);
 		if (probe.result == NULL)
 			elog(ERROR, "idempotency key \"%s\" has no stored result", key);
 		PG_RETURN_JSONB_P(result_with_replayed(probe.result, true));
@@ -349,7 +317,7 @@ idem_execute(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("idem_execute with a new key");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	running.scope = scope;
+	running.scope = &scope;
 	running.key = key;
 	running.fingerprint = fingerprint;
 	running.outer = running_keys;
@@ -370,12 +338,9 @@ idem_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	if (decision != CLAIM_RENEW ||
-		!keystore_renew_result(&ks, scope, key, fingerprint,
-							   idem_ttl_interval(idem_ttl_seconds), stored))
-		keystore_insert_result(&ks, scope, key, fingerprint,
-							   idem_ttl_interval(idem_ttl_seconds), stored);
-	claim_release(scope, key);
+	claim_store(&ks, &scope, key, decision, fingerprint,
+				idem_ttl_interval(idem_ttl_seconds), stored);
+	claim_release(&scope, key);
 
 	/* build the answer where it outlives SPI_finish */
 	{

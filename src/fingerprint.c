@@ -1,14 +1,35 @@
 /*-------------------------------------------------------------------------
  *
  * fingerprint.c
- *	  SHA-256 fingerprint of a request: the statement text and its typed
- *	  arguments.
+ *	  Fingerprints of requests: what a retry must match to replay.
  *
- * A retry must send the same statement with equal arguments of the same
- * types.  Each argument contributes its schema-qualified type name (not its
- * OID, which pg_dump/pg_restore does not keep for user-defined types) and its
- * text form under fixed output settings (canonical.c); every part is
- * length-prefixed so no two requests can hash the same bytes.
+ * Stored fingerprints come in four forms (the keys table's fingerprint
+ * column):
+ *
+ *	32 bytes			idem_execute in 1.0: SHA-256 of the request encoding
+ *						below.  Still recognised: a 1.0 key replays after the
+ *						update to a retry that matches its 1.0 computation.
+ *	0x02 || SHA-256		idem_execute since 1.1: the 1.0 encoding, with
+ *						arguments of reg* types printed fully qualified,
+ *						followed by the effective search_path.
+ *	0x03 [|| SHA-256]	idem_begin: SHA-256 of the request jsonb's canonical
+ *						encoding; just 0x03 when the request is NULL.
+ *	NULL				a guard key.
+ *
+ * The request encoding: the statement text, the argument count, then per
+ * argument its schema-qualified type name (not its OID, which
+ * pg_dump/pg_restore does not keep for user-defined types) and "v" plus its
+ * text form under fixed output settings (canonical.c), or an empty part for
+ * a NULL.  Every part is its length (4 bytes, in the machine's order) and
+ * its bytes, so no two requests can hash the same bytes.
+ *
+ * Version 2 adds the effective search_path (fetch_search_path, without the
+ * implicit schemas; the backend's own temporary schema as "pg_temp"): the
+ * same statement text resolved against another schema is another request,
+ * so a schema-per-tenant application gets its own execution or IK001,
+ * never another schema's stored result.  And reg* values are printed with
+ * search_path empty, so 's1.t'::regclass and 's2.t'::regclass never print
+ * alike.
  *
  * src/fingerprint.c
  *
@@ -16,11 +37,26 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
 
 #include "compat.h"
 #include "idempotency.h"
+
+static pg_cryptohash_ctx *
+hash_begin(void)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256 context: %s",
+			 idem_cryptohash_error(ctx));
+	return ctx;
+}
 
 static void
 hash_part(pg_cryptohash_ctx *ctx, const void *data, uint32 len)
@@ -31,24 +67,38 @@ hash_part(pg_cryptohash_ctx *ctx, const void *data, uint32 len)
 			 idem_cryptohash_error(ctx));
 }
 
-bytea *
-idem_fingerprint(const char *sql, const RequestArgs *args)
+/* Finish the hash into a bytea of prefix (if any) and the digest. */
+static bytea *
+hash_end(pg_cryptohash_ctx *ctx, int prefix)
 {
-	pg_cryptohash_ctx *ctx;
-	bytea	   *result;
+	int			skip = prefix >= 0 ? 1 : 0;
+	bytea	   *result = palloc(VARHDRSZ + skip + PG_SHA256_DIGEST_LENGTH);
+
+	SET_VARSIZE(result, VARHDRSZ + skip + PG_SHA256_DIGEST_LENGTH);
+	if (prefix >= 0)
+		*((uint8 *) VARDATA(result)) = (uint8) prefix;
+	if (idem_cryptohash_final(ctx, (uint8 *) VARDATA(result) + skip,
+							  PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not finalize SHA-256 context: %s",
+			 idem_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	return result;
+}
+
+/* The 1.0 request encoding; version 2 qualifies reg* values. */
+static void
+hash_statement(pg_cryptohash_ctx *ctx, const char *sql,
+			   const RequestArgs *args, bool qualify)
+{
 	uint32		nargs = args->nargs;
 	int			nestlevel = 0;
 	int			i;
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize SHA-256 context: %s",
-			 idem_cryptohash_error(ctx));
-
 	hash_part(ctx, sql, strlen(sql));
 	hash_part(ctx, &nargs, sizeof(nargs));
 	if (args->canonical)
-		nestlevel = canonical_output_begin();
+		nestlevel = qualify && args->qualify ? canonical_output_begin() :
+			canonical_output_begin_settings();
 	for (i = 0; i < args->nargs; i++)
 	{
 		const char *typname = args->typenames[i];
@@ -68,13 +118,180 @@ idem_fingerprint(const char *sql, const RequestArgs *args)
 	}
 	if (args->canonical)
 		canonical_output_end(nestlevel);
+}
 
-	result = palloc(VARHDRSZ + IDEM_FINGERPRINT_LEN);
-	SET_VARSIZE(result, VARHDRSZ + IDEM_FINGERPRINT_LEN);
-	if (idem_cryptohash_final(ctx, (uint8 *) VARDATA(result),
-							  IDEM_FINGERPRINT_LEN) < 0)
-		elog(ERROR, "could not finalize SHA-256 context: %s",
-			 idem_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-	return result;
+/* The effective search_path: a count, then each schema's name. */
+static void
+hash_search_path(pg_cryptohash_ctx *ctx)
+{
+	List	   *path = fetch_search_path(false);
+	uint32		n = list_length(path);
+	ListCell   *lc;
+
+	hash_part(ctx, &n, sizeof(n));
+	foreach(lc, path)
+	{
+		Oid			nsp = lfirst_oid(lc);
+		char	   *name = isTempNamespace(nsp) ? "pg_temp" :
+			get_namespace_name(nsp);
+
+		if (name == NULL)
+			name = "";			/* dropped meanwhile: resolves nothing */
+		hash_part(ctx, name, strlen(name));
+	}
+	list_free(path);
+}
+
+/* The fingerprint idem_execute stores (version 2). */
+bytea *
+idem_fingerprint(const char *sql, const RequestArgs *args)
+{
+	pg_cryptohash_ctx *ctx = hash_begin();
+
+	hash_statement(ctx, sql, args, true);
+	hash_search_path(ctx);
+	return hash_end(ctx, IDEM_FINGERPRINT_STATEMENT);
+}
+
+/* The fingerprint idem_execute stored in 1.0. */
+static bytea *
+idem_fingerprint_1_0(const char *sql, const RequestArgs *args)
+{
+	pg_cryptohash_ctx *ctx = hash_begin();
+
+	hash_statement(ctx, sql, args, false);
+	return hash_end(ctx, -1);
+}
+
+static bool
+same_bytes(bytea *a, bytea *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/*
+ * Does a stored fingerprint match this idem_execute request, whose
+ * fingerprint (version 2) is current?  A 1.0 fingerprint is compared with
+ * the 1.0 computation, done only then.
+ */
+bool
+fingerprint_statement_matches(bytea *stored, bytea *current, const char *sql,
+							  const RequestArgs *args)
+{
+	if (stored == NULL)
+		return false;
+	if (VARSIZE_ANY_EXHDR(stored) == IDEM_FINGERPRINT_LEN_1_0)
+		return same_bytes(stored, idem_fingerprint_1_0(sql, args));
+	return same_bytes(stored, current);
+}
+
+/*
+ * The canonical encoding of a jsonb value: equal jsonb values encode alike.
+ * jsonb already keeps object keys sorted and unique; numbers are written
+ * by value (numeric_normalize: 1.0 and 1 are the same number), strings as
+ * their bytes.  Every token is a tag byte, then a part where it has content.
+ */
+static void
+hash_jsonb(pg_cryptohash_ctx *ctx, Jsonb *jb)
+{
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		char		tag;
+
+		switch (tok)
+		{
+			case WJB_BEGIN_ARRAY:
+				tag = v.val.array.rawScalar ? 's' : '[';
+				hash_part(ctx, &tag, 1);
+				continue;
+			case WJB_END_ARRAY:
+				tag = ']';
+				hash_part(ctx, &tag, 1);
+				continue;
+			case WJB_BEGIN_OBJECT:
+				tag = '{';
+				hash_part(ctx, &tag, 1);
+				continue;
+			case WJB_END_OBJECT:
+				tag = '}';
+				hash_part(ctx, &tag, 1);
+				continue;
+			case WJB_KEY:
+				tag = 'k';
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				tag = 'e';
+				break;
+			default:
+				elog(ERROR, "unexpected jsonb token %d", (int) tok);
+		}
+		hash_part(ctx, &tag, 1);
+		switch (v.type)
+		{
+			case jbvNull:
+				hash_part(ctx, "n", 1);
+				break;
+			case jbvBool:
+				hash_part(ctx, v.val.boolean ? "t" : "f", 1);
+				break;
+			case jbvString:
+				hash_part(ctx, "s", 1);
+				hash_part(ctx, v.val.string.val, v.val.string.len);
+				break;
+			case jbvNumeric:
+				{
+					char	   *num = numeric_normalize(v.val.numeric);
+
+					hash_part(ctx, "d", 1);
+					hash_part(ctx, num, strlen(num));
+					pfree(num);
+				}
+				break;
+			default:
+				elog(ERROR, "unexpected jsonb value type %d", (int) v.type);
+		}
+	}
+}
+
+/* The fingerprint idem_begin stores: 0x03, and the request's hash if any. */
+bytea *
+fingerprint_request(Jsonb *request)
+{
+	bytea	   *result;
+	pg_cryptohash_ctx *ctx;
+
+	if (request == NULL)
+	{
+		result = palloc(VARHDRSZ + 1);
+		SET_VARSIZE(result, VARHDRSZ + 1);
+		*((uint8 *) VARDATA(result)) = IDEM_FINGERPRINT_REQUEST;
+		return result;
+	}
+	ctx = hash_begin();
+	hash_jsonb(ctx, request);
+	return hash_end(ctx, IDEM_FINGERPRINT_REQUEST);
+}
+
+/*
+ * Does a stored fingerprint match this idem_begin request?  Only a request
+ * key's fingerprint can; a NULL request on either side skips the check.
+ */
+bool
+fingerprint_request_matches(bytea *stored, bytea *current)
+{
+	Size		len = stored != NULL ? VARSIZE_ANY_EXHDR(stored) : 0;
+
+	/* exactly 1 or 33 bytes: a 32-byte 1.0 fingerprint may start with 0x03 */
+	if ((len != 1 && len != 1 + PG_SHA256_DIGEST_LENGTH) ||
+		*((uint8 *) VARDATA_ANY(stored)) != IDEM_FINGERPRINT_REQUEST)
+		return false;
+	if (VARSIZE_ANY_EXHDR(stored) == 1 || VARSIZE_ANY_EXHDR(current) == 1)
+		return true;
+	return same_bytes(stored, current);
 }

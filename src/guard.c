@@ -7,10 +7,11 @@
  * A guard is a trigger named zz_idempotency_guard whose arguments are
  *	  (guard id, key column, ttl or '', on_duplicate)
  * The guard id is a random UUID chosen when the table is first guarded; its
- * keys live in scope 'guard:<id>' of the keys table.  Keeping the id in the
- * trigger's arguments, not the table's OID or name, lets the scope survive
- * ALTER TABLE ... RENAME and pg_dump/pg_restore, which keep both the trigger
- * and the keys.  A trigger on a partitioned table is cloned to every
+ * keys are stored with owner 0 and scope <id> (scope.c), and claimed by the
+ * one claim protocol (claim.c) with the key lock taken on the guarded
+ * table.  Keeping the id in the trigger's arguments, not the table's OID or
+ * name, lets the scope survive ALTER TABLE ... RENAME and
+ * pg_dump/pg_restore, which keep both the trigger and the keys.  A trigger on a partitioned table is cloned to every
  * partition, present and future, with the same arguments, so one guard
  * covers them all.
  *
@@ -287,7 +288,10 @@ idem_unguard(PG_FUNCTION_ARGS)
 						 qualified_table_name(rel)));
 	if (guard_id != NULL)
 	{
-		keystore_forget_scope(&ks, psprintf("guard:%s", guard_id));
+		KeyScope	scope;
+
+		scope_of_guard(&scope, guard_id, RelationGetRelid(rel));
+		keystore_forget_scope(&ks, &scope);
 		keystore_unregister_guard(&ks, RelationGetRelid(rel));
 	}
 	if (SPI_finish() != SPI_OK_FINISH)
@@ -304,13 +308,14 @@ idem_unguard(PG_FUNCTION_ARGS)
  */
 typedef struct GuardState
 {
-	char	   *scope;
+	KeyScope	scope;			/* owner 0, the guard id, the guarded table */
 	char	   *column;
 	AttrNumber	attnum;
 	Interval   *ttl;			/* NULL: idempotency.ttl at insert time */
 	bool		skip;
 	FmgrInfo	outfunc;		/* output function of the key's type */
 	bool		canonical;		/* key's text form depends on settings */
+	bool		qualify;		/* ... and on search_path */
 } GuardState;
 
 static GuardState *
@@ -351,7 +356,7 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 
 	oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	state = palloc0(sizeof(GuardState));
-	state->scope = psprintf("guard:%s", trigger->tgargs[0]);
+	scope_of_guard(&state->scope, pstrdup(trigger->tgargs[0]), guarded);
 	state->column = pstrdup(trigger->tgargs[1]);
 	if (trigger->tgargs[2][0] != '\0')
 		state->ttl = DatumGetIntervalP(DirectFunctionCall3(interval_in,
@@ -379,6 +384,7 @@ guard_state(FunctionCallInfo fcinfo, TriggerData *trigdata, KeyStore *ks)
 		getTypeOutputInfo(type, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &state->outfunc, fcinfo->flinfo->fn_mcxt);
 		state->canonical = canonical_output_needed(type);
+		state->qualify = state->canonical && canonical_output_needs_path(type);
 	}
 
 	fcinfo->flinfo->fn_extra = state;
@@ -394,9 +400,10 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	char	   *key;
 	KeyStore	ks;
+	KeyProbe	probe;
+	ClaimDecision decision;
 	Datum		value;
 	bool		isnull;
-	bool		claimed;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -426,7 +433,8 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 	}
 	if (state->canonical)
 	{
-		int			nestlevel = canonical_output_begin();
+		int			nestlevel = state->qualify ? canonical_output_begin() :
+			canonical_output_begin_settings();
 
 		key = OutputFunctionCall(&state->outfunc, value);
 		canonical_output_end(nestlevel);
@@ -441,10 +449,20 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 				 errdetail("The key is %zu bytes; idempotency.max_key_length is %d bytes.",
 						   strlen(key), idem_max_key_length)));
 
-	claimed = keystore_claim_guard_key(&ks, state->scope, key,
-									   state->ttl ? state->ttl :
-									   idem_ttl_interval(idem_ttl_seconds));
-	if (!claimed && !state->skip)
+	/*
+	 * A live key, committed or this transaction's own (earlier in the same
+	 * statement, say), is a duplicate; anything else lets the row in and
+	 * stores the key.
+	 */
+	decision = claim_key(&ks, &state->scope, key, &probe);
+	if (decision != CLAIM_REPLAY)
+	{
+		claim_store(&ks, &state->scope, key, decision, NULL,
+					state->ttl ? state->ttl : idem_ttl_interval(idem_ttl_seconds),
+					NULL);
+		claim_release(&state->scope, key);
+	}
+	else if (!state->skip)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate key value violates idempotency guard on \"%s\"",
@@ -456,5 +474,5 @@ idem_guard_trigger(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_finish failed");
 
 	/* a duplicate is skipped: returning NULL drops the row */
-	return claimed ? PointerGetDatum(tuple) : PointerGetDatum(NULL);
+	return decision != CLAIM_REPLAY ? PointerGetDatum(tuple) : PointerGetDatum(NULL);
 }

@@ -3,10 +3,11 @@
  * idempotency.c
  *	  Module entry point: the magic block and _PG_init.
  *
- * Each concern lives in its own file: settings.c (GUCs), fingerprint.c
- * (request hashing), keystore.c (the keys table), statement.c (running the
- * user's statement and capturing its result), execute.c (idem_execute),
- * maintenance.c (idem_lookup, idem_forget, idem_purge), guard.c (the dedup
+ * Each concern lives in its own file, declared in its own header (see
+ * idempotency.h): settings.c (GUCs), scope.c (whose key), fingerprint.c
+ * (request hashing), keystore.c (the keys table), claim.c (claiming a
+ * key), statement.c (running the user's statement and capturing its
+ * result), plancache.c (its plans), execute.c (idem_execute), maintenance.c (idem_lookup, idem_forget, idem_purge), guard.c (the dedup
  * guard trigger, idem_guard and idem_unguard).
  *
  * src/idempotency.c
@@ -29,4 +30,5 @@ _PG_init(void)
 	idem_settings_init();
 	keystore_init();
 	execute_init();
+	request_init();
 }

@@ -1,16 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * keystore.c
- *	  Claiming, storing, reading and deleting rows of idempotency_keys.
+ *	  Table access: probing, storing, reading and deleting rows of
+ *	  idempotency_keys, and the guards registry idempotency_guards.
  *
- * idem_execute decides what to do with a key in claim.c, from a probe of
- * the primary key index (keystore_probe), and writes the key row once, with
- * its result (keystore_insert_result).  The dedup guard has no statement to
- * run, so its claim (keystore_claim_guard_key) is a single
- * INSERT ... ON CONFLICT DO NOTHING, whose unique-index wait gives the same
- * concurrency rules: wait for an in-flight holder, then skip (READ
- * COMMITTED) or 40001 (REPEATABLE READ, SERIALIZABLE), or insert if it
- * aborted.
+ * What to do with a key is decided in claim.c, from a probe of the primary
+ * key index (keystore_probe); the key row is written once, with its result
+ * (keystore_insert_result, or keystore_renew_result over an expired row).
+ * The expiry rule lives here too (key_expired, KEY_EXPIRED_SQL).
  *
  * The extension's own statements run as the owner of the keys table, the
  * way ri_triggers.c runs its queries as the owner of the referenced table:
@@ -56,9 +53,6 @@
 /* The extension's own statements, prepared once per backend. */
 typedef enum KeyStatement
 {
-	KS_CLAIM,
-	KS_FETCH,
-	KS_RENEW,
 	KS_RENEW_RESULT,
 	KS_INSERT_RESULT,
 	KS_LOOKUP,
@@ -76,71 +70,62 @@ typedef struct KeyStatementDef
 {
 	const char *sql;			/* with @keys@ and @guards@ for the tables */
 	int			nargs;
-	Oid			argtypes[5];
+	Oid			argtypes[6];
 } KeyStatementDef;
 
+/* the primary key of idempotency_keys, as $1, $2, $3 */
+#define KEY_IS_SQL \
+	" owner OPERATOR(pg_catalog.=) $1 AND scope OPERATOR(pg_catalog.=) $2" \
+	" AND key OPERATOR(pg_catalog.=) $3"
+#define KEY_ARGTYPES OIDOID, TEXTOID, TEXTOID
+
 static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
-	/* the guard's claim: one row per key, no fingerprint, no result */
-	[KS_CLAIM] = {
-		"INSERT INTO @keys@ (scope, key, expires_at)"
-		" VALUES ($1, $2, pg_catalog.now() OPERATOR(pg_catalog.+) $3)"
-		" ON CONFLICT (scope, key) DO NOTHING RETURNING true",
-		3, {TEXTOID, TEXTOID, INTERVALOID}
-	},
-	[KS_FETCH] = {
-		"SELECT expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-		" FROM @keys@"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
-		2, {TEXTOID, TEXTOID}
-	},
-	/* an expired key counts as absent: take it over in place */
-	[KS_RENEW] = {
-		"UPDATE @keys@ SET created_at = pg_catalog.now(),"
-		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $3"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-		" RETURNING true",
-		3, {TEXTOID, TEXTOID, INTERVALOID}
-	},
 	/* an expired key taken over by a new request (see claim.c) */
 	[KS_RENEW_RESULT] = {
-		"UPDATE @keys@ SET fingerprint = $3, result = $4,"
+		"UPDATE @keys@ SET fingerprint = $4, result = $5,"
 		" created_at = pg_catalog.now(),"
-		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $5"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()",
-		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
+		" expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) $6"
+		" WHERE" KEY_IS_SQL " AND " KEY_EXPIRED_SQL,
+		6, {KEY_ARGTYPES, BYTEAOID, JSONBOID, INTERVALOID}
 	},
 	/* a new key's row, when the table has more than its primary key */
 	[KS_INSERT_RESULT] = {
-		"INSERT INTO @keys@ (scope, key, fingerprint, result, created_at, expires_at)"
-		" VALUES ($1, $2, $3, $4, pg_catalog.now(),"
-		" pg_catalog.now() OPERATOR(pg_catalog.+) $5)",
-		5, {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, INTERVALOID}
+		"INSERT INTO @keys@"
+		" (owner, scope, key, fingerprint, result, created_at, expires_at)"
+		" VALUES ($1, $2, $3, $4, $5, pg_catalog.now(),"
+		" pg_catalog.now() OPERATOR(pg_catalog.+) $6)",
+		6, {KEY_ARGTYPES, BYTEAOID, JSONBOID, INTERVALOID}
 	},
 	[KS_LOOKUP] = {
 		"SELECT result FROM @keys@"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
-		2, {TEXTOID, TEXTOID}
+		" WHERE" KEY_IS_SQL " AND NOT (" KEY_EXPIRED_SQL ")",
+		3, {KEY_ARGTYPES}
 	},
 	[KS_FORGET] = {
-		"DELETE FROM @keys@"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" RETURNING expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
-		2, {TEXTOID, TEXTOID}
+		"DELETE FROM @keys@ WHERE" KEY_IS_SQL
+		" RETURNING NOT (" KEY_EXPIRED_SQL ")",
+		3, {KEY_ARGTYPES}
 	},
-	/* SKIP LOCKED: two purges at once split the work instead of queueing */
+
+	/*
+	 * Expired keys, and keys of roles that no longer exist: a later role
+	 * given the same OID must not inherit them (see scope.c).  SKIP LOCKED:
+	 * two purges at once split the work instead of queueing.
+	 */
 	[KS_PURGE] = {
 		"DELETE FROM @keys@ WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-		" SELECT ctid FROM @keys@"
-		" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" SELECT k.ctid FROM @keys@ k"
+		" WHERE k." KEY_EXPIRED_SQL
+		" OR (k.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid AND NOT EXISTS ("
+		" SELECT FROM pg_catalog.pg_roles r"
+		" WHERE r.oid OPERATOR(pg_catalog.=) k.owner))"
 		" LIMIT $1 FOR UPDATE SKIP LOCKED))",
 		1, {INT8OID}
 	},
 	[KS_FORGET_SCOPE] = {
-		"DELETE FROM @keys@ WHERE scope OPERATOR(pg_catalog.=) $1",
-		1, {TEXTOID}
+		"DELETE FROM @keys@ WHERE owner OPERATOR(pg_catalog.=) $1"
+		" AND scope OPERATOR(pg_catalog.=) $2",
+		2, {OIDOID, TEXTOID}
 	},
 	[KS_GUARD_OF_TABLE] = {
 		"SELECT guard_id FROM @guards@ WHERE tbl OPERATOR(pg_catalog.=) $1",
@@ -166,9 +151,8 @@ static SPIPlanPtr cached_plans[KS_NUM_STATEMENTS];
 
 /*
  * Where each calling function's keys table is, and who owns it, looked up
- * once rather than on every call; likewise the current role's scope.  An
- * invalidation of a cached table (DROP EXTENSION, ALTER TABLE ... OWNER)
- * empties the first cache, any change to pg_authid (a rename) the second.
+ * once rather than on every call.  An invalidation of a cached table (DROP
+ * EXTENSION, ALTER TABLE ... OWNER) empties the cache.
  */
 #define OPEN_CACHE_SIZE 8
 
@@ -182,9 +166,6 @@ typedef struct OpenCacheEntry
 static OpenCacheEntry open_cache[OPEN_CACHE_SIZE];
 static int	open_cache_used = 0;
 static int	open_cache_next = 0;
-
-static Oid	scope_role = InvalidOid;
-static char *scope_of_role = NULL;
 
 static void
 open_cache_invalidate(Datum arg, Oid relid)
@@ -202,17 +183,10 @@ open_cache_invalidate(Datum arg, Oid relid)
 	}
 }
 
-static void
-role_scope_invalidate(Datum arg, int cacheid, uint32 hashvalue)
-{
-	scope_role = InvalidOid;
-}
-
 void
 keystore_init(void)
 {
 	CacheRegisterRelcacheCallback(open_cache_invalidate, (Datum) 0);
-	CacheRegisterSyscacheCallback(AUTHOID, role_scope_invalidate, (Datum) 0);
 }
 
 /*
@@ -246,6 +220,17 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 					 errmsg("table \"%s\" of extension idempotency is missing",
 							KEYS_TABLE_NAME),
 					 errhint("Drop and recreate the extension.")));
+		/*
+		 * The library of 1.1 with the tables of 1.0: the server's package
+		 * was updated, the extension in this database not yet.
+		 */
+		if (get_attnum(relid, "owner") != Anum_keys_owner)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension idempotency must be updated to version 1.1 before use"),
+					 errdetail("Table \"%s\" has the layout of an earlier version.",
+							   KEYS_TABLE_NAME),
+					 errhint("Run ALTER EXTENSION idempotency UPDATE.")));
 		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 		if (!HeapTupleIsValid(tuple))
 			elog(ERROR, "cache lookup failed for relation %u", relid);
@@ -273,45 +258,6 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 		}
 		cached_relid = ks->relid;
 	}
-}
-
-/*
- * The scope of the calling role's keys: 'role:' and the role's name.  A copy
- * in the current memory context: a nested call as another role may replace
- * the cached one.
- */
-char *
-keystore_role_scope(void)
-{
-	Oid			role = GetUserId();
-
-	if (role != scope_role)
-	{
-		char	   *scope = MemoryContextStrdup(TopMemoryContext,
-												psprintf("role:%s",
-														 GetUserNameFromId(role, false)));
-
-		if (scope_of_role != NULL)
-			pfree(scope_of_role);
-		scope_of_role = scope;
-		scope_role = role;
-	}
-	return pstrdup(scope_of_role);
-}
-
-/* IK002: the key is held by a transaction in flight (the holder if known). */
-void
-raise_key_in_flight(const char *key, TransactionId holder)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_IDEM_KEY_IN_FLIGHT),
-			 errmsg("idempotency key \"%s\" is held by another transaction in flight",
-					key),
-			 TransactionIdIsValid(holder) ?
-			 errdetail("Transaction %u is running a request with this key.",
-					   holder) :
-			 errdetail("Another transaction is running a request with this key."),
-			 errhint("Retry after that transaction ends, or set idempotency.wait to on to wait for it.")));
 }
 
 /* Append a statement template with its table names filled in. */
@@ -384,6 +330,13 @@ run_as_owner(KeyStore *ks, KeyStatement which, Datum *values,
 	return rc;
 }
 
+/* Is a key that expires at expires_at expired now? */
+bool
+key_expired(TimestampTz expires_at)
+{
+	return expires_at <= GetCurrentTransactionStartTimestamp();
+}
+
 /*
  * Look the key up in the primary key index with a dirty snapshot, which
  * shows rows of transactions still in flight (see claim.c for what each
@@ -391,13 +344,13 @@ run_as_owner(KeyStore *ks, KeyStatement which, Datum *values,
  * current memory context.
  */
 void
-keystore_probe(KeyStore *ks, const char *scope, const char *key,
+keystore_probe(KeyStore *ks, const KeyScope *scope, const char *key,
 			   KeyProbe *probe)
 {
 	Relation	rel;
 	Relation	index;
 	SnapshotData dirty;
-	ScanKeyData skey[2];
+	ScanKeyData skey[Natts_keys_pkey];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 
@@ -409,15 +362,18 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 	InitDirtySnapshot(dirty);
 
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[0], F_TEXTEQ,
-						   CStringGetTextDatum(scope));
+						   index->rd_indcollation[0], F_OIDEQ,
+						   ObjectIdGetDatum(scope->owner));
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[1], F_TEXTEQ,
+						   CStringGetTextDatum(scope->scope));
+	ScanKeyEntryInitialize(&skey[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[2], F_TEXTEQ,
 						   CStringGetTextDatum(key));
 
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, &dirty, 2, 0);
-	index_rescan(scan, skey, 2, NULL, 0);
+	scan = index_beginscan(rel, index, &dirty, Natts_keys_pkey, 0);
+	index_rescan(scan, skey, Natts_keys_pkey, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -452,8 +408,7 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 		}
 
 		d = slot_getattr(slot, Anum_keys_expires_at, &isnull);
-		probe->expired = !isnull &&
-			DatumGetTimestampTz(d) <= GetCurrentTransactionStartTimestamp();
+		probe->expired = !isnull && key_expired(DatumGetTimestampTz(d));
 
 		d = slot_getattr(slot, Anum_keys_fingerprint, &isnull);
 		if (!isnull)
@@ -469,77 +424,36 @@ keystore_probe(KeyStore *ks, const char *scope, const char *key,
 	table_close(rel, AccessShareLock);
 }
 
-/*
- * The dedup guard's claim of (scope, key): true if this transaction now
- * holds a fresh row for the key (the guarded row goes in), false if the key
- * is live (a duplicate, whether committed or this transaction's own).
- */
-bool
-keystore_claim_guard_key(KeyStore *ks, const char *scope, const char *key,
-						 Interval *ttl)
+/* The primary key's values, as the first three arguments of a statement. */
+static void
+set_key_values(Datum *values, const KeyScope *scope, const char *key)
 {
-	Datum		values[3];
-	int			attempt;
-
-	values[0] = CStringGetTextDatum(scope);
-	values[1] = CStringGetTextDatum(key);
-	values[2] = IntervalPGetDatum(ttl);
-
-	/*
-	 * Each pass either claims the key, finds it live, or saw it change under
-	 * it (an expired key renewed or a key deleted by another transaction),
-	 * which READ COMMITTED resolves on the next pass with a fresh snapshot.
-	 */
-	for (attempt = 0;; attempt++)
-	{
-		bool		isnull;
-
-		CHECK_FOR_INTERRUPTS();
-		if (attempt >= 100)
-			elog(ERROR, "could not claim idempotency key \"%s\" after %d attempts",
-				 key, attempt);
-
-		if (!idem_wait)
-		{
-			KeyProbe	probe;
-
-			keystore_probe(ks, scope, key, &probe);
-			if (probe.state == PROBE_IN_FLIGHT)
-				raise_key_in_flight(key, probe.holder);
-		}
-
-		run_as_owner(ks, KS_CLAIM, values, NULL, SPI_OK_INSERT_RETURNING);
-		if (SPI_processed == 1)
-			return true;
-
-		run_as_owner(ks, KS_FETCH, values, NULL, SPI_OK_SELECT);
-		if (SPI_processed == 0)
-			continue;			/* deleted since the claim saw it */
-		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull)))
-			return false;		/* live: a duplicate */
-
-		run_as_owner(ks, KS_RENEW, values, NULL, SPI_OK_UPDATE_RETURNING);
-		if (SPI_processed == 1)
-			return true;
-		/* renewed by someone else meanwhile: look again */
-	}
+	values[0] = ObjectIdGetDatum(scope->owner);
+	values[1] = CStringGetTextDatum(scope->scope);
+	values[2] = CStringGetTextDatum(key);
 }
 
-/* KS_INSERT_RESULT or KS_RENEW_RESULT: both take the same five values. */
+/*
+ * KS_INSERT_RESULT or KS_RENEW_RESULT: both take the same six values.  A
+ * guard key has neither fingerprint nor result.
+ */
 static void
-run_result_statement(KeyStore *ks, KeyStatement which, const char *scope,
+run_result_statement(KeyStore *ks, KeyStatement which, const KeyScope *scope,
 					 const char *key, bytea *fingerprint, Interval *ttl,
 					 Jsonb *result, int expected_rc)
 {
-	Datum		values[5];
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
-	values[0] = CStringGetTextDatum(scope);
-	values[1] = CStringGetTextDatum(key);
-	values[2] = PointerGetDatum(fingerprint);
-	values[3] = JsonbPGetDatum(result);
-	values[4] = IntervalPGetDatum(ttl);
-	run_as_owner(ks, which, values, NULL, expected_rc);
+	set_key_values(values, scope, key);
+	values[3] = PointerGetDatum(fingerprint);
+	values[4] = JsonbPGetDatum(result);
+	values[5] = IntervalPGetDatum(ttl);
+	if (fingerprint == NULL)
+		nulls[3] = 'n';
+	if (result == NULL)
+		nulls[4] = 'n';
+	run_as_owner(ks, which, values, nulls, expected_rc);
 }
 
 /* Is the table's primary key its only index? */
@@ -566,7 +480,7 @@ only_primary_key(Relation rel)
  * through an ordinary INSERT instead.  No policy applies to the owner.
  */
 void
-keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
+keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 					   bytea *fingerprint, Interval *ttl, Jsonb *result)
 {
 	Relation	rel;
@@ -591,10 +505,11 @@ keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
 	slot = table_slot_create(rel, NULL);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, false, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[Anum_keys_scope - 1] = CStringGetTextDatum(scope);
-	slot->tts_values[Anum_keys_key - 1] = CStringGetTextDatum(key);
+	set_key_values(slot->tts_values, scope, key);
 	slot->tts_values[Anum_keys_fingerprint - 1] = PointerGetDatum(fingerprint);
+	slot->tts_isnull[Anum_keys_fingerprint - 1] = fingerprint == NULL;
 	slot->tts_values[Anum_keys_result - 1] = JsonbPGetDatum(result);
+	slot->tts_isnull[Anum_keys_result - 1] = result == NULL;
 	slot->tts_values[Anum_keys_created_at - 1] = TimestampTzGetDatum(now);
 	slot->tts_values[Anum_keys_expires_at - 1] =
 		DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
@@ -603,8 +518,9 @@ keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
 
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
 
-	index_values[0] = slot->tts_values[Anum_keys_scope - 1];
-	index_values[1] = slot->tts_values[Anum_keys_key - 1];
+	index_values[0] = slot->tts_values[Anum_keys_owner - 1];
+	index_values[1] = slot->tts_values[Anum_keys_scope - 1];
+	index_values[2] = slot->tts_values[Anum_keys_key - 1];
 	index_insert(index, index_values, index_nulls, &slot->tts_tid, rel,
 				 UNIQUE_CHECK_YES, false, index_info);
 
@@ -618,7 +534,7 @@ keystore_insert_result(KeyStore *ks, const char *scope, const char *key,
  * row is gone (purged or forgotten meanwhile), and the caller inserts.
  */
 bool
-keystore_renew_result(KeyStore *ks, const char *scope, const char *key,
+keystore_renew_result(KeyStore *ks, const KeyScope *scope, const char *key,
 					  bytea *fingerprint, Interval *ttl, Jsonb *result)
 {
 	run_result_statement(ks, KS_RENEW_RESULT, scope, key, fingerprint, ttl,
@@ -631,14 +547,13 @@ keystore_renew_result(KeyStore *ks, const char *scope, const char *key,
  * context that was current at SPI_connect, so it outlives SPI_finish.
  */
 Jsonb *
-keystore_lookup(KeyStore *ks, const char *scope, const char *key)
+keystore_lookup(KeyStore *ks, const KeyScope *scope, const char *key)
 {
-	Datum		values[2];
+	Datum		values[Natts_keys_pkey];
 	Datum		d;
 	bool		isnull;
 
-	values[0] = CStringGetTextDatum(scope);
-	values[1] = CStringGetTextDatum(key);
+	set_key_values(values, scope, key);
 	run_as_owner(ks, KS_LOOKUP, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
@@ -650,13 +565,12 @@ keystore_lookup(KeyStore *ks, const char *scope, const char *key)
 
 /* Delete a key; true if it was live. */
 bool
-keystore_forget(KeyStore *ks, const char *scope, const char *key)
+keystore_forget(KeyStore *ks, const KeyScope *scope, const char *key)
 {
-	Datum		values[2];
+	Datum		values[Natts_keys_pkey];
 	bool		isnull;
 
-	values[0] = CStringGetTextDatum(scope);
-	values[1] = CStringGetTextDatum(key);
+	set_key_values(values, scope, key);
 	run_as_owner(ks, KS_FORGET, values, NULL, SPI_OK_DELETE_RETURNING);
 	if (SPI_processed == 0)
 		return false;
@@ -664,7 +578,10 @@ keystore_forget(KeyStore *ks, const char *scope, const char *key)
 									  SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* Delete at most max_rows expired keys (all of them if max_rows < 0). */
+/*
+ * Delete at most max_rows expired keys and keys of dropped roles (all of
+ * them if max_rows < 0).
+ */
 int64
 keystore_purge(KeyStore *ks, int64 max_rows)
 {
@@ -680,11 +597,12 @@ keystore_purge(KeyStore *ks, int64 max_rows)
 
 /* Delete every key of a scope, live or not; returns how many. */
 int64
-keystore_forget_scope(KeyStore *ks, const char *scope)
+keystore_forget_scope(KeyStore *ks, const KeyScope *scope)
 {
-	Datum		values[1];
+	Datum		values[2];
 
-	values[0] = CStringGetTextDatum(scope);
+	values[0] = ObjectIdGetDatum(scope->owner);
+	values[1] = CStringGetTextDatum(scope->scope);
 	run_as_owner(ks, KS_FORGET_SCOPE, values, NULL, SPI_OK_DELETE);
 	return (int64) SPI_processed;
 }

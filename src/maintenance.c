@@ -4,8 +4,9 @@
  *	  idem_lookup, idem_forget and idem_purge: reading, deleting and
  *	  expiring keys.
  *
- * idem_lookup and idem_forget only ever touch the calling role's scope,
- * whoever calls them; superusers read other roles' keys from the table.
+ * idem_lookup and idem_forget only ever touch the calling role's keys in
+ * the current idempotency.tenant (scope.c), whoever calls them; superusers
+ * read other roles' keys from the table.
  *
  * src/maintenance.c
  *
@@ -27,13 +28,15 @@ Datum
 idem_lookup(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	KeyScope	scope;
 	KeyStore	ks;
 	Jsonb	   *result;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
-	result = keystore_lookup(&ks, keystore_role_scope(), key);
+	scope_of_role(&scope);
+	result = keystore_lookup(&ks, &scope, key);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
@@ -47,13 +50,15 @@ Datum
 idem_forget(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	KeyScope	scope;
 	KeyStore	ks;
 	bool		existed;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	keystore_open(&ks, fcinfo->flinfo->fn_oid);
-	existed = keystore_forget(&ks, keystore_role_scope(), key);
+	scope_of_role(&scope);
+	existed = keystore_forget(&ks, &scope, key);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 

@@ -21,12 +21,25 @@ int			idem_ttl_seconds = 24 * 60 * 60;
 int			idem_max_key_length = 255;
 int			idem_max_result_size = 1024 * 1024;
 bool		idem_wait = true;
+char	   *idem_tenant = NULL;
 
 /*
  * Longest key allowed.  The primary key's btree must fit scope and key in a
  * third of a page, so keys stay well below 2700 bytes.
  */
 #define IDEM_KEY_LENGTH_LIMIT	2048
+
+static bool
+check_tenant(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) > IDEM_TENANT_LENGTH_LIMIT)
+	{
+		GUC_check_errdetail("idempotency.tenant is at most %d bytes long.",
+							IDEM_TENANT_LENGTH_LIMIT);
+		return false;
+	}
+	return true;
+}
 
 void
 idem_settings_init(void)
@@ -72,6 +85,15 @@ idem_settings_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("idempotency.tenant",
+							   "Tenant whose keys this session uses, beside the role.",
+							   "Part of every key's scope: applications that serve many users through one role set it per request (SET LOCAL) to keep their keys apart.",
+							   &idem_tenant,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_tenant, NULL, NULL);
 
 	MarkGUCPrefixReserved("idempotency");
 }

@@ -33,7 +33,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     t0    timestamptz := clock_timestamp();
     r     jsonb;
-    v_scope text := 'role:' || current_user;
+    v_owner regrole := current_user::regrole;
 BEGIN
     FOR i IN 1..n LOOP
         IF variant = 'idem_execute' THEN
@@ -42,7 +42,7 @@ BEGIN
                               'cus_1'::text, 100.00::numeric);
         ELSE
             SELECT k.result INTO r FROM idempotency_keys k
-             WHERE k.scope = v_scope AND k.key = 'rk-' || (i % nkeys + 1);
+             WHERE k.owner = v_owner AND k.scope = '' AND k.key = 'rk-' || (i % nkeys + 1);
         END IF;
         IF r IS NULL THEN
             RAISE EXCEPTION 'no stored result for key rk-%', i % nkeys + 1;

@@ -2,7 +2,7 @@
 -- (keys table, functions, policy, settings), with the declared types, flags and comments.
 -- Runs in one transaction and rolls back, so it leaves nothing behind.
 BEGIN;
-SELECT plan(106);
+SELECT plan(123);
 
 -- the settings and the reserved prefix exist once the module is loaded; a fresh
 -- pg_prove session has not loaded it yet, so load it explicitly
@@ -13,8 +13,10 @@ LOAD 'idempotency';
 -- ---------------------------------------------------------------------------
 SELECT has_table('idempotency_keys', 'the keys table idempotency_keys exists');
 SELECT columns_are('idempotency_keys',
-	ARRAY['scope', 'key', 'fingerprint', 'result', 'created_at', 'expires_at'],
-	'idempotency_keys has exactly the columns scope, key, fingerprint, result, created_at, expires_at');
+	ARRAY['owner', 'scope', 'key', 'fingerprint', 'result', 'created_at', 'expires_at'],
+	'idempotency_keys has exactly the columns owner, scope, key, fingerprint, result, created_at, expires_at');
+
+SELECT col_type_is('idempotency_keys', 'owner', 'regrole', 'owner is regrole');
 
 SELECT col_type_is('idempotency_keys', 'scope', 'text', 'scope is text');
 SELECT col_type_is('idempotency_keys', 'key', 'text', 'key is text');
@@ -23,6 +25,7 @@ SELECT col_type_is('idempotency_keys', 'result', 'jsonb', 'result is jsonb');
 SELECT col_type_is('idempotency_keys', 'created_at', 'timestamp with time zone', 'created_at is timestamptz');
 SELECT col_type_is('idempotency_keys', 'expires_at', 'timestamp with time zone', 'expires_at is timestamptz');
 
+SELECT col_not_null('idempotency_keys', 'owner', 'owner is NOT NULL');
 SELECT col_not_null('idempotency_keys', 'scope', 'scope is NOT NULL');
 SELECT col_not_null('idempotency_keys', 'key', 'key is NOT NULL');
 SELECT col_not_null('idempotency_keys', 'created_at', 'created_at is NOT NULL');
@@ -43,7 +46,7 @@ SELECT is(
 	'C', 'key uses COLLATE "C"');
 
 SELECT has_pk('idempotency_keys', 'idempotency_keys has a primary key');
-SELECT col_is_pk('idempotency_keys', ARRAY['scope', 'key'], 'the primary key is (scope, key)');
+SELECT col_is_pk('idempotency_keys', ARRAY['owner', 'scope', 'key'], 'the primary key is (owner, scope, key)');
 
 SELECT ok(obj_description('idempotency_keys'::regclass, 'pg_class') IS NOT NULL,
 	'idempotency_keys has a COMMENT');
@@ -65,8 +68,8 @@ SELECT is(
 SELECT matches(
 	(SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
 	  WHERE polrelid = 'idempotency_keys'::regclass AND polname = 'idempotency_keys_own_role'),
-	'scope.*role:.*CURRENT_USER',
-	'the policy shows a role its own scope only (scope = ''role:'' || current_user)');
+	'owner.*CURRENT_USER.*regrole',
+	'the policy shows a role its own keys only (owner = current_user''s OID)');
 
 -- ---------------------------------------------------------------------------
 -- pg_dump registration: live keys survive dump and restore
@@ -145,6 +148,29 @@ SELECT ok(obj_description('idem_execute(text, text, "any")'::regprocedure, 'pg_p
 	'idem_execute(text, text, "any") has a COMMENT');
 SELECT ok(obj_description('idem_lookup(text)'::regprocedure, 'pg_proc') IS NOT NULL,
 	'idem_lookup has a COMMENT');
+
+-- idem_begin and idem_finish (1.1): C, VOLATILE, not STRICT (a NULL key is 22004,
+-- a NULL request skips the check), not SECURITY DEFINER, commented
+SELECT is(pg_get_function_arguments('idem_begin(text, jsonb)'::regprocedure),
+	'key text, request jsonb DEFAULT NULL::jsonb', 'idem_begin arguments are (key text, request jsonb DEFAULT NULL)');
+SELECT is(pg_get_function_arguments('idem_finish(text, jsonb)'::regprocedure),
+	'key text, response jsonb', 'idem_finish arguments are (key text, response jsonb)');
+SELECT function_returns('idem_begin', ARRAY['text', 'jsonb'], 'jsonb', 'idem_begin returns jsonb');
+SELECT function_returns('idem_finish', ARRAY['text', 'jsonb'], 'jsonb', 'idem_finish returns jsonb');
+SELECT function_lang_is('idem_begin', ARRAY['text', 'jsonb'], 'c', 'idem_begin is written in C');
+SELECT function_lang_is('idem_finish', ARRAY['text', 'jsonb'], 'c', 'idem_finish is written in C');
+SELECT isnt_strict('idem_begin', ARRAY['text', 'jsonb'], 'idem_begin is not STRICT');
+SELECT isnt_strict('idem_finish', ARRAY['text', 'jsonb'], 'idem_finish is not STRICT');
+SELECT volatility_is('idem_begin', ARRAY['text', 'jsonb'], 'volatile', 'idem_begin is VOLATILE');
+SELECT volatility_is('idem_finish', ARRAY['text', 'jsonb'], 'volatile', 'idem_finish is VOLATILE');
+SELECT isnt_definer('idem_begin', ARRAY['text', 'jsonb'], 'idem_begin is not SECURITY DEFINER');
+SELECT isnt_definer('idem_finish', ARRAY['text', 'jsonb'], 'idem_finish is not SECURITY DEFINER');
+SELECT ok(obj_description('idem_begin(text, jsonb)'::regprocedure, 'pg_proc') IS NOT NULL,
+	'idem_begin has a COMMENT');
+SELECT ok(obj_description('idem_finish(text, jsonb)'::regprocedure, 'pg_proc') IS NOT NULL,
+	'idem_finish has a COMMENT');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'idempotency'), '1.1',
+	'CREATE EXTENSION installs version 1.1');
 SELECT ok(obj_description('idem_forget(text)'::regprocedure, 'pg_proc') IS NOT NULL,
 	'idem_forget has a COMMENT');
 SELECT ok(obj_description('idem_purge(bigint)'::regprocedure, 'pg_proc') IS NOT NULL,
@@ -188,7 +214,8 @@ SELECT is(
 	   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 	    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')),
-	ARRAY['idem_execute(text,text)', 'idem_execute(text,text,"any")', 'idem_forget(text)',
+	ARRAY['idem_begin(text,jsonb)', 'idem_execute(text,text)', 'idem_execute(text,text,"any")',
+	      'idem_finish(text,jsonb)', 'idem_forget(text)',
 	      'idem_forget_dropped_guards()',
 	      'idem_guard(regclass,name,interval,text)', 'idem_guard_trigger()',
 	      'idem_lookup(text)', 'idem_purge(bigint)', 'idem_unguard(regclass)'],
@@ -222,8 +249,8 @@ SELECT is((SELECT vartype FROM pg_settings WHERE name = 'idempotency.wait'),
 	'bool', 'idempotency.wait is a boolean');
 SELECT is(
 	(SELECT array_agg(name::text ORDER BY name) FROM pg_settings WHERE name LIKE 'idempotency.%'),
-	ARRAY['idempotency.max_key_length', 'idempotency.max_result_size', 'idempotency.ttl', 'idempotency.wait'],
-	'the extension defines exactly four settings');
+	ARRAY['idempotency.max_key_length', 'idempotency.max_result_size', 'idempotency.tenant', 'idempotency.ttl', 'idempotency.wait'],
+	'the extension defines exactly these settings');
 SELECT is(
 	(SELECT array_agg(DISTINCT context::text) FROM pg_settings WHERE name LIKE 'idempotency.%'),
 	ARRAY['user'],

@@ -38,12 +38,12 @@ SET LOCAL ROLE regress_carol;
 
 SELECT lives_ok($$SELECT * FROM idempotency_keys$$, 'an ordinary role can SELECT from idempotency_keys');
 SELECT throws_ok(
-	$$INSERT INTO idempotency_keys(scope, key, fingerprint, result, expires_at)
-	  VALUES ('role:regress_carol', 'forged', NULL, '{"rows": []}', now() + interval '1 day')$$,
+	$$INSERT INTO idempotency_keys(owner, scope, key, fingerprint, result, expires_at)
+	  VALUES ('regress_carol', '', 'forged', NULL, '{"rows": []}', now() + interval '1 day')$$,
 	'42501', NULL, 'an ordinary role cannot INSERT into idempotency_keys, not even in its own scope');
 SELECT throws_ok(
-	$$INSERT INTO idempotency_keys(scope, key, fingerprint, result, expires_at)
-	  VALUES ('role:postgres', 'forged', NULL, '{"rows": []}', now() + interval '1 day')$$,
+	$$INSERT INTO idempotency_keys(owner, scope, key, fingerprint, result, expires_at)
+	  VALUES ('postgres', '', 'forged', NULL, '{"rows": []}', now() + interval '1 day')$$,
 	'42501', NULL, 'an ordinary role cannot INSERT a key in another role''s scope');
 SELECT throws_ok($$UPDATE idempotency_keys SET result = '{"rows": []}'$$,
 	'42501', NULL, 'an ordinary role cannot UPDATE idempotency_keys');
@@ -81,8 +81,8 @@ SELECT is(idem_execute('regress-priv-key', 'SELECT 1 AS one'),
 	'{"rows": [{"one": 1}], "command": "SELECT", "replayed": false, "row_count": 1}'::jsonb,
 	'an ordinary role can run idem_execute without any write privilege on idempotency_keys');
 SELECT results_eq(
-	$$SELECT scope, key, result FROM idempotency_keys$$,
-	$$VALUES ('role:regress_carol'::text COLLATE "C", 'regress-priv-key'::text COLLATE "C",
+	$$SELECT owner::text, key, result FROM idempotency_keys$$,
+	$$VALUES ('regress_carol'::text, 'regress-priv-key'::text COLLATE "C",
 	          '{"rows": [{"one": 1}], "command": "SELECT", "row_count": 1}'::jsonb)$$,
 	'idem_execute stored the key in the ordinary role''s own scope');
 SELECT is(idem_execute('regress-priv-key', 'SELECT 1 AS one'),
@@ -109,7 +109,7 @@ RESET ROLE;
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'regress_not_carols'::regclass AND NOT tgisinternal), 1,
 	'the guard trigger is still installed after the refused idem_unguard');
 
-SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE scope = 'role:regress_carol'), 0,
+SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE owner::text = 'regress_carol'), 0,
 	'nothing of the ordinary role is left in idempotency_keys');
 
 -- ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ CREATE TABLE regress_evil.calls (fn text, called_by name);
 GRANT INSERT ON regress_evil.calls TO PUBLIC;
 
 CREATE TABLE regress_evil.idempotency_keys (
-	scope text, key text, fingerprint bytea, result jsonb,
+	owner oid, scope text, key text, fingerprint bytea, result jsonb,
 	created_at timestamptz DEFAULT pg_catalog.now(), expires_at timestamptz);
 GRANT ALL ON regress_evil.idempotency_keys TO PUBLIC;
 
@@ -136,8 +136,8 @@ SELECT is((SELECT n FROM regress_hijack WHERE step = 5), 0::bigint,
 SELECT is((SELECT count(*)::int FROM public.regress_items WHERE what = 'hijack'), 1,
 	'hostile search_path: the statement ran exactly once');
 SELECT results_eq(
-	$$SELECT scope COLLATE "default", key COLLATE "default", result FROM public.idempotency_keys WHERE key = 'hijack-key'$$,
-	$$VALUES ('role:regress_alice', 'hijack-key',
+	$$SELECT owner::text, key COLLATE "default", result FROM public.idempotency_keys WHERE key = 'hijack-key'$$,
+	$$VALUES ('regress_alice', 'hijack-key',
 	          '{"rows": [{"what": "hijack", "owner": "alice"}], "command": "INSERT", "row_count": 1}'::jsonb)$$,
 	'hostile search_path: the key went to the real public.idempotency_keys');
 SELECT ok((SELECT expires_at > now() AND expires_at < 'infinity' FROM public.idempotency_keys
@@ -230,9 +230,9 @@ RESET ROLE;
 -- ===========================================================================
 SET LOCAL ROLE regress_alice;
 SELECT results_eq(
-	$$SELECT scope COLLATE "default", key COLLATE "default" FROM idempotency_keys ORDER BY key$$,
-	$$VALUES ('role:regress_alice', 'alice-only'), ('role:regress_alice', 'hijack-key'),
-	         ('role:regress_alice', 'same-key'), ('role:regress_alice', 'shared-request')$$,
+	$$SELECT owner::text, key COLLATE "default" FROM idempotency_keys ORDER BY key$$,
+	$$VALUES ('regress_alice', 'alice-only'), ('regress_alice', 'hijack-key'),
+	         ('regress_alice', 'same-key'), ('regress_alice', 'shared-request')$$,
 	'alice: SELECT * FROM idempotency_keys shows only her keys');
 SELECT is(
 	(SELECT result FROM idempotency_keys WHERE key = 'same-key'),
@@ -241,14 +241,14 @@ SELECT is(
 SELECT is(idem_lookup('same-key'),
 	'{"rows": [{"what": "apples", "owner": "alice", "ran_as": "regress_alice"}], "command": "INSERT", "row_count": 1}'::jsonb,
 	'alice: idem_lookup(''same-key'') returns her result');
-SELECT is_empty($$SELECT * FROM idempotency_keys WHERE scope <> 'role:regress_alice'$$,
+SELECT is_empty($$SELECT * FROM idempotency_keys WHERE owner::text <> 'regress_alice'$$,
 	'alice: no row of another scope is visible, even when asked for');
 RESET ROLE;
 
 SET LOCAL ROLE regress_bob;
 SELECT results_eq(
-	$$SELECT scope COLLATE "default", key COLLATE "default" FROM idempotency_keys ORDER BY key$$,
-	$$VALUES ('role:regress_bob', 'same-key'), ('role:regress_bob', 'shared-request')$$,
+	$$SELECT owner::text, key COLLATE "default" FROM idempotency_keys ORDER BY key$$,
+	$$VALUES ('regress_bob', 'same-key'), ('regress_bob', 'shared-request')$$,
 	'bob: SELECT * FROM idempotency_keys shows only his keys');
 SELECT is(idem_lookup('same-key'),
 	'{"rows": [{"what": "bananas", "owner": "bob", "ran_as": "regress_bob"}], "command": "INSERT", "row_count": 1}'::jsonb,
@@ -261,11 +261,11 @@ RESET ROLE;
 
 -- superusers see all
 SELECT results_eq(
-	$$SELECT scope COLLATE "default", key COLLATE "default" FROM idempotency_keys WHERE key IN ('same-key', 'shared-request') ORDER BY key, scope$$,
-	$$VALUES ('role:regress_alice', 'same-key'), ('role:regress_bob', 'same-key'),
-	         ('role:regress_alice', 'shared-request'), ('role:regress_bob', 'shared-request')$$,
+	$$SELECT owner::text, key COLLATE "default" FROM idempotency_keys WHERE key IN ('same-key', 'shared-request') ORDER BY key, scope$$,
+	$$VALUES ('regress_alice', 'same-key'), ('regress_bob', 'same-key'),
+	         ('regress_alice', 'shared-request'), ('regress_bob', 'shared-request')$$,
 	'superuser: SELECT shows the keys of both roles');
-SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE scope LIKE 'role:regress\_%'), 6,
+SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE owner::text LIKE 'regress\_%'), 6,
 	'superuser: sees all six keys of alice and bob');
 SELECT is(idem_lookup('same-key'), NULL::jsonb,
 	'superuser: idem_lookup still looks in the superuser''s own scope only');
@@ -277,7 +277,7 @@ SET LOCAL ROLE regress_bob;
 SELECT is(idem_forget('alice-only'), false,
 	'bob: idem_forget of a key only alice has returns false');
 RESET ROLE;
-SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE scope = 'role:regress_alice' AND key = 'alice-only'), 1,
+SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE owner::text = 'regress_alice' AND key = 'alice-only'), 1,
 	'alice''s key still exists after bob''s idem_forget');
 SET LOCAL ROLE regress_alice;
 SELECT is(idem_lookup('alice-only'),
@@ -295,8 +295,8 @@ SELECT is(idem_forget('same-key'), true, 'bob: idem_forget of his own same-key r
 SELECT is(idem_lookup('same-key'), NULL::jsonb, 'bob: his same-key is gone');
 RESET ROLE;
 SELECT results_eq(
-	$$SELECT scope COLLATE "default" FROM idempotency_keys WHERE key = 'same-key'$$,
-	$$VALUES ('role:regress_alice')$$,
+	$$SELECT owner::text FROM idempotency_keys WHERE key = 'same-key'$$,
+	$$VALUES ('regress_alice')$$,
 	'bob forgetting same-key left alice''s same-key in place');
 SET LOCAL ROLE regress_alice;
 SELECT is(
@@ -331,15 +331,15 @@ SELECT throws_ok(
 	'42501', NULL, 'bob: idem_execute(''UPDATE idempotency_keys ...'') fails with 42501');
 SELECT throws_ok(
 	$$SELECT idem_execute('steal-3',
-		'INSERT INTO idempotency_keys (scope, key, expires_at) VALUES ($1, $2, ''infinity'')',
-		'role:regress_alice', 'forged')$$,
+		'INSERT INTO idempotency_keys (owner, scope, key, expires_at) VALUES ($1::regrole, '''', $2, ''infinity'')',
+		'regress_alice', 'forged')$$,
 	'42501', NULL, 'bob: idem_execute cannot forge a key for alice');
 -- (the statement may also see the row of its own key, claimed before it runs)
 SELECT is(
-	(SELECT array_agg(DISTINCT e ->> 'scope')
+	(SELECT array_agg(DISTINCT e ->> 'owner')
 	   FROM jsonb_array_elements(
-	        idem_execute('peek', 'SELECT scope, key FROM idempotency_keys ORDER BY key') -> 'rows') AS e),
-	ARRAY['role:regress_bob'],
+	        idem_execute('peek', 'SELECT owner, key FROM idempotency_keys ORDER BY key') -> 'rows') AS e),
+	ARRAY['regress_bob'],
 	'bob: a SELECT run by idem_execute sees only his own keys (row level security applies)');
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM idempotency_keys WHERE key LIKE 'steal-%'), 0,
@@ -400,7 +400,7 @@ RESET ROLE;
 
 SELECT is(
 	(SELECT count(*)::int FROM idempotency_keys k JOIN pg_trigger t
-	     ON k.scope = 'guard:' || split_part(encode(t.tgargs, 'escape'), '\000', 1)
+	     ON k.owner::oid = 0 AND k.scope = split_part(encode(t.tgargs, 'escape'), '\000', 1)
 	  WHERE t.tgrelid = 'regress_alice_events'::regclass AND t.tgname = 'idempotency_guard'
 	    AND k.key = 'evt-1'),
 	0, 'guard: bob''s inserts recorded no key in alice''s guard scope');

@@ -123,7 +123,7 @@ FROM answers a FULL JOIN idempotency_keys k USING (key)
 ORDER BY a.key;
 
 -- the keys belong to the calling role
-SELECT count(*) AS keys, bool_and(scope = 'role:' || current_user) AS own_scope
+SELECT count(*) AS keys, bool_and(owner = current_user::regrole AND scope = '') AS own_scope
 FROM idempotency_keys;
 
 -- clean up

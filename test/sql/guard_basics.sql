@@ -17,7 +17,7 @@
 -- the scope of a table's guard: 'guard:' and the guard id idem_guard
 -- registered for the table in idempotency_guards
 CREATE FUNCTION guard_scope(t regclass) RETURNS text LANGUAGE sql AS $$
-	SELECT 'guard:' || guard_id FROM idempotency_guards WHERE tbl = t
+	SELECT guard_id FROM idempotency_guards WHERE tbl = t
 $$;
 -- the guard id in the first argument of the table's guard trigger
 CREATE FUNCTION guard_trigger_id(t regclass) RETURNS text LANGUAGE sql AS $$
@@ -54,9 +54,9 @@ SELECT tgname, tgenabled, tgisinternal FROM pg_trigger
 WHERE tgrelid = 'gb_events'::regclass;
 -- one guard registered for the table, with the id in the trigger's arguments
 SELECT count(*) AS registered FROM idempotency_guards WHERE tbl = 'gb_events'::regclass;
-SELECT guard_scope('gb_events') ~ '^guard:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+SELECT guard_scope('gb_events') ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 	AS scope_is_guard_uuid,
-	   guard_scope('gb_events') = 'guard:' || guard_trigger_id('gb_events')
+	   guard_scope('gb_events') = guard_trigger_id('gb_events')
 	AS trigger_has_registered_id;
 -- nothing is recorded until a row comes
 SELECT count(*) AS keys FROM idempotency_keys WHERE scope = guard_scope('gb_events');
@@ -388,7 +388,7 @@ WHERE tgrelid = 'gb_events'::regclass AND tgname = 'zz_idempotency_guard';
 SELECT guard_triggerdef('gb_events');
 SELECT count(*) AS registered FROM idempotency_guards WHERE tbl = 'gb_events'::regclass;
 SELECT guard_scope('gb_events') = :'events_scope' AS same_guard_id,
-	   'guard:' || guard_trigger_id('gb_events') = :'events_scope' AS trigger_has_same_id,
+	   guard_trigger_id('gb_events') = :'events_scope' AS trigger_has_same_id,
 	   (SELECT count(*) FROM idempotency_keys WHERE scope = :'events_scope') = :events_keys
 	   AS same_keys;
 -- a key recorded under 'skip' is now an error
@@ -431,7 +431,7 @@ SELECT idem_unguard('gb_plain');
 -- guarding it again starts a new guard with a new id and no keys
 SELECT idem_guard('gb_events', 'event_id');
 SELECT guard_scope('gb_events') <> :'events_scope' AS new_guard_id,
-	   guard_scope('gb_events') = 'guard:' || guard_trigger_id('gb_events')
+	   guard_scope('gb_events') = guard_trigger_id('gb_events')
 	   AS trigger_has_registered_id;
 INSERT INTO gb_events (event_id) VALUES ('e1');
 \echo inserted :ROW_COUNT

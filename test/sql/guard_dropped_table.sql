@@ -14,7 +14,7 @@ RESET ROLE;
 
 -- two guards, three keys
 SELECT tbl, (SELECT count(*) FROM idempotency_keys k
-			 WHERE k.scope = 'guard:' || g.guard_id) AS keys
+			 WHERE k.scope = g.guard_id) AS keys
 FROM idempotency_guards g ORDER BY tbl::text;
 
 -- an ordinary owner drops its table: its guard and keys are forgotten
@@ -22,7 +22,7 @@ SET ROLE regress_gdt_owner;
 DROP TABLE gdt_doomed;
 RESET ROLE;
 SELECT tbl, (SELECT count(*) FROM idempotency_keys k
-			 WHERE k.scope = 'guard:' || g.guard_id) AS keys
+			 WHERE k.scope = g.guard_id) AS keys
 FROM idempotency_guards g ORDER BY tbl::text;
 SELECT count(*) AS keys_left FROM idempotency_keys;
 

@@ -17,7 +17,7 @@
 -- the keys recorded by a table's guard, in order
 CREATE FUNCTION gks_keys(t regclass) RETURNS SETOF text LANGUAGE sql AS $$
 	SELECT key FROM idempotency_keys
-	WHERE scope = (SELECT 'guard:' || guard_id FROM idempotency_guards WHERE tbl = t)
+	WHERE scope = (SELECT guard_id FROM idempotency_guards WHERE tbl = t)
 	ORDER BY key COLLATE "C"
 $$;
 

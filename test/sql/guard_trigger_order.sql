@@ -69,7 +69,7 @@ INSERT INTO gto_late VALUES ('a');
 \echo inserted :ROW_COUNT
 SELECT k, count(*) FROM gto_late GROUP BY k ORDER BY k;
 SELECT key FROM idempotency_keys
-WHERE scope = (SELECT 'guard:' || guard_id FROM idempotency_guards
+WHERE scope = (SELECT guard_id FROM idempotency_guards
 			   WHERE tbl = 'gto_late'::regclass);
 
 -- the same trigger named to fire early
@@ -95,7 +95,7 @@ SELECT gto_firing_order('gto_after');
 INSERT INTO gto_after VALUES ('m1', false);
 \echo inserted :ROW_COUNT
 SELECT key FROM idempotency_keys
-WHERE scope = (SELECT 'guard:' || guard_id FROM idempotency_guards
+WHERE scope = (SELECT guard_id FROM idempotency_guards
 			   WHERE tbl = 'gto_after'::regclass);
 INSERT INTO gto_after VALUES ('m1', true);
 \echo inserted :ROW_COUNT

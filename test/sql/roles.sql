@@ -41,13 +41,13 @@ SELECT idem_forget('a-only') AS forgot;
 -- ... nor replay it: the same request under a's key runs for b
 SELECT idem_execute('a-only', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING id, who, v', 'a');
 -- selecting from the keys table shows b's rows only
-SELECT scope, key, result -> 'rows' -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key, result -> 'rows' -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
 SELECT current_user, count(*) AS visible FROM idempotency_keys;
 RESET ROLE;
 
 -- regress_idem_a still has both keys, untouched, and replays them
 SET ROLE regress_idem_a;
-SELECT scope, key, result -> 'rows' -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key, result -> 'rows' -> 0 ->> 'who' AS who FROM idempotency_keys ORDER BY key;
 SELECT idem_execute('a-only', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING id, who, v', 'a') -> 'replayed' AS replayed;
 SELECT idem_execute('shared-key', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING id, who, v', 'same') -> 'replayed' AS replayed;
 RESET ROLE;
@@ -55,19 +55,19 @@ RESET ROLE;
 -- a role with quotes, spaces and a colon in its name has its own scope too
 SET ROLE "regress_idem_odd ""q"":x";
 SELECT idem_execute('shared-key', 'INSERT INTO roles_t(v) VALUES ($1) RETURNING who', 'same');
-SELECT scope, key FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key FROM idempotency_keys ORDER BY key;
 SELECT idem_lookup('shared-key') -> 'rows' -> 0 ->> 'who' AS lookup_sees;
 RESET ROLE;
 
 -- ordinary roles cannot write the keys table directly: 42501
 SET ROLE regress_idem_b;
 \set VERBOSITY sqlstate
-INSERT INTO idempotency_keys(scope, key, expires_at) VALUES ('role:regress_idem_b', 'forged', now() + interval '1 day');
+INSERT INTO idempotency_keys(owner, scope, key, expires_at) VALUES ('regress_idem_b', '', 'forged', now() + interval '1 day');
 UPDATE idempotency_keys SET result = '{}' WHERE key = 'shared-key';
 DELETE FROM idempotency_keys WHERE key = 'shared-key';
 TRUNCATE idempotency_keys;
 \set VERBOSITY terse
-INSERT INTO idempotency_keys(scope, key, expires_at) VALUES ('role:regress_idem_a', 'forged', now() + interval '1 day');
+INSERT INTO idempotency_keys(owner, scope, key, expires_at) VALUES ('regress_idem_a', '', 'forged', now() + interval '1 day');
 UPDATE idempotency_keys SET result = '{}' WHERE key = 'shared-key';
 DELETE FROM idempotency_keys WHERE key = 'shared-key';
 TRUNCATE idempotency_keys;
@@ -84,7 +84,7 @@ SELECT idem_lookup('b-secret') IS NULL AS nothing_recorded;
 -- ... and the statement cannot use the extension's own rights on the keys
 -- table either: it sees b's rows only (2: a-only and shared-key; b-peek's
 -- own row is written after its statement ran), and cannot write them
-SELECT idem_execute('b-peek', 'SELECT count(*) AS n, min(scope) AS scope FROM idempotency_keys') -> 'rows' AS rows;
+SELECT idem_execute('b-peek', 'SELECT count(*) AS n, min(owner::text) AS owner FROM idempotency_keys') -> 'rows' AS rows;
 SELECT idem_execute('b-wipe', 'DELETE FROM idempotency_keys');
 SELECT idem_execute('b-forge', 'UPDATE idempotency_keys SET result = NULL');
 -- inside the statement, current_user is the caller
@@ -111,8 +111,8 @@ SELECT idem_lookup('definer-key') -> 'rows' AS as_key_rows;
 RESET ROLE;
 
 -- a superuser sees every role's rows
-SELECT scope, key, result -> 'rows' -> 0 ->> 'who' AS who
-FROM idempotency_keys ORDER BY scope, key;
+SELECT owner, scope, key, result -> 'rows' -> 0 ->> 'who' AS who
+FROM idempotency_keys ORDER BY owner::text, scope, key;
 SELECT who, v FROM roles_t ORDER BY id;
 
 -- clean up

@@ -75,7 +75,8 @@ SELECT idem_execute('sp-1', 'INSERT INTO public.sp_t VALUES ($1) RETURNING v', '
 SELECT idem_execute('sp-forget-me', 'SELECT 1 AS one') -> 'replayed' AS replayed;
 UPDATE idempotency_keys SET expires_at = pg_catalog.now() - interval '1 minute' WHERE key = 'sp-forget-me';
 SET search_path = sp_evil, pg_catalog, public;
--- replay of sp-1 (not a rerun: the decoy <= would call it expired)
+-- the same text under another search_path is another request since 1.1:
+-- IK001, not a rerun (the decoy <= would call it expired)
 SELECT idem_execute('sp-1', 'INSERT INTO public.sp_t VALUES ($1) RETURNING v', 'one') -> 'replayed' AS replayed;
 -- a different request under sp-1 is still IK001
 SELECT idem_execute('sp-1', 'INSERT INTO public.sp_t VALUES ($1) RETURNING v', 'two');
@@ -117,7 +118,7 @@ SELECT idem_execute('sp-evil-role', 'INSERT INTO public.sp_t VALUES ($1) RETURNI
 SELECT idem_lookup('sp-evil-role') -> 'rows' AS rows;
 SELECT idem_forget('sp-1') AS cannot_forget_others;
 RESET search_path;
-SELECT scope, key FROM idempotency_keys ORDER BY key;
+SELECT owner, scope, key FROM idempotency_keys ORDER BY key;
 RESET ROLE;
 
 -- 4. a new session whose very first call runs under the hostile
@@ -131,7 +132,8 @@ SELECT idem_execute('sp-fresh', 'INSERT INTO public.sp_t VALUES ($1) RETURNING v
 SELECT idem_lookup('sp-fresh') -> 'rows' AS rows;
 SELECT idem_purge(10) AS purged;
 -- search_path set to the hostile schema alone (pg_catalog is then
--- searched first, implicitly) with qualified calls
+-- searched first, implicitly) with qualified calls: another search_path,
+-- so IK001 (never a rerun)
 SET search_path = sp_evil;
 SELECT public.idem_execute('sp-fresh', 'INSERT INTO public.sp_t VALUES ($1) RETURNING v', 'fresh') OPERATOR(pg_catalog.->) 'replayed' AS replayed;
 RESET search_path;

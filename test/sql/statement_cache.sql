@@ -52,7 +52,7 @@ $$;
 SELECT idem_execute('sc-outer', 'SELECT sc_fill($1) AS k', 7) -> 'rows';
 SELECT count(*) AS nested_keys FROM idempotency_keys WHERE key LIKE 'sc-nested-7-%';
 
--- a renamed role's new keys are stored under its new name
+-- a renamed role keeps its keys: they follow the role's OID, not its name
 CREATE ROLE regress_sc_before;
 GRANT INSERT, SELECT ON sc_items TO regress_sc_before;
 SET ROLE regress_sc_before;
@@ -62,7 +62,7 @@ ALTER ROLE regress_sc_before RENAME TO regress_sc_after;
 SET ROLE regress_sc_after;
 SELECT idem_execute('sc-role', 'SELECT 1 AS one') -> 'replayed';
 RESET ROLE;
-SELECT scope FROM idempotency_keys WHERE key = 'sc-role' ORDER BY scope;
+SELECT owner, scope FROM idempotency_keys WHERE key = 'sc-role' ORDER BY owner::text;
 
 DROP FUNCTION sc_fill(int);
 DROP TABLE sc_items;

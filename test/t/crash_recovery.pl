@@ -158,7 +158,7 @@ sub check_invariant
 	my ($label) = @_;
 
 	my $nkeys = $node->safe_psql('postgres',
-		q{SELECT count(*) FROM idempotency_keys WHERE scope = 'role:postgres'});
+		q{SELECT count(*) FROM idempotency_keys WHERE owner = 'postgres'::regrole});
 	my $npay = count_payments();
 	note "$label: $nkeys keys, $npay payments";
 	cmp_ok($npay, '>', 0, "$label: there are payments");
@@ -168,7 +168,7 @@ sub check_invariant
 	is( $node->safe_psql(
 			'postgres', q{
 SELECT count(*) FROM idempotency_keys k
-WHERE k.scope = 'role:postgres'
+WHERE k.owner = 'postgres'::regrole
   AND (SELECT count(*) FROM payments p WHERE p.key COLLATE "C" = k.key) <> 1}),
 		'0',
 		"$label: every key has exactly one payment");
@@ -178,7 +178,7 @@ WHERE k.scope = 'role:postgres'
 			'postgres', q{
 SELECT count(*) FROM payments p
 WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys k
-                  WHERE k.scope = 'role:postgres' AND k.key = p.key COLLATE "C")}),
+                  WHERE k.owner = 'postgres'::regrole AND k.key = p.key COLLATE "C")}),
 		'0',
 		"$label: every payment has its key");
 
@@ -193,7 +193,7 @@ SELECT count(*) FROM (SELECT key FROM payments GROUP BY key HAVING count(*) > 1)
 	is( $node->safe_psql(
 			'postgres', q{
 SELECT count(*) FROM idempotency_keys k
-WHERE k.scope = 'role:postgres'
+WHERE k.owner = 'postgres'::regrole
   AND (k.result->>'command' = 'INSERT'
        AND (k.result->>'row_count')::int = 1
        AND jsonb_array_length(k.result->'rows') = 1
@@ -205,7 +205,7 @@ WHERE k.scope = 'role:postgres'
 			'postgres', q{
 SELECT count(*) FROM idempotency_keys k
 JOIN payments p ON p.key COLLATE "C" = k.key
-WHERE k.scope = 'role:postgres'
+WHERE k.owner = 'postgres'::regrole
   AND k.result->'rows'->0->>'id' IS DISTINCT FROM p.id::text}),
 		'0',
 		"$label: every stored result's rows[0].id is its payment's id");
@@ -214,7 +214,7 @@ WHERE k.scope = 'role:postgres'
 	is( $node->safe_psql(
 			'postgres', q{
 SELECT count(*) FROM idempotency_keys k
-WHERE k.scope = 'role:postgres' AND idem_lookup(k.key) IS DISTINCT FROM k.result}),
+WHERE k.owner = 'postgres'::regrole AND idem_lookup(k.key) IS DISTINCT FROM k.result}),
 		'0',
 		"$label: idem_lookup returns the stored result of every key");
 
@@ -243,7 +243,7 @@ my ($key, $id) = split /\|/,
   $node->safe_psql(
 	'postgres', q{
 SELECT key, result->'rows'->0->>'id' FROM idempotency_keys
-WHERE scope = 'role:postgres' ORDER BY created_at, key LIMIT 1});
+WHERE owner = 'postgres'::regrole ORDER BY created_at, key LIMIT 1});
 ok(defined $id && $id =~ /^\d+$/, "a recovered key ($key) stored a payment id");
 my $npay = count_payments();
 is( $node->safe_psql(

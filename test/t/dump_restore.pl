@@ -89,17 +89,17 @@ isnt($id{'regress_app:pay-1'}, $id{'postgres:pay-1'},
 $node->safe_psql(
 	'src', q{
 UPDATE idempotency_keys SET expires_at = now() - interval '1 hour'
-WHERE scope = 'role:postgres' AND key = 'pay-3'});
+WHERE owner = 'postgres'::regrole AND key = 'pay-3'});
 
 # snapshot of the live keys, every column
 my $live_query = q{
-SELECT scope, key, encode(fingerprint, 'hex'), result, created_at, expires_at
-FROM idempotency_keys WHERE expires_at > now() ORDER BY scope, key};
+SELECT owner, scope, key, encode(fingerprint, 'hex'), result, created_at, expires_at
+FROM idempotency_keys WHERE expires_at > now() ORDER BY owner::text, scope, key};
 my $live_src = $node->safe_psql('src', $live_query);
 is( $node->safe_psql(
-		'src', q{SELECT string_agg(scope || '/' || key, ',' ORDER BY scope, key)
+		'src', q{SELECT string_agg(owner || '/' || key, ',' ORDER BY owner::text, key)
 FROM idempotency_keys WHERE expires_at > now()}),
-	'role:postgres/pay-1,role:postgres/pay-2,role:postgres/report-1,role:regress_app/app-9,role:regress_app/pay-1',
+	'postgres/pay-1,postgres/pay-2,postgres/report-1,regress_app/app-9,regress_app/pay-1',
 	'src: five live keys before the dump');
 my $payments_src = count_payments('src');
 is($payments_src, '5', 'src: five payments before the dump');
@@ -130,7 +130,7 @@ is( $node->safe_psql(
 		'dst', q{
 SELECT count(*) FROM idempotency_keys k
 JOIN payments p ON p.key COLLATE "C" = k.key
-  AND p.customer = CASE k.scope WHEN 'role:postgres' THEN 'cus_su' ELSE 'cus_app' END
+  AND p.customer = CASE k.owner::text WHEN 'postgres' THEN 'cus_su' ELSE 'cus_app' END
 WHERE (k.result->'rows'->0->>'id')::bigint = p.id}),
 	'4',
 	'dst: every restored payment key names its restored payment');
@@ -189,9 +189,9 @@ SELECT policyname, cmd FROM pg_policies WHERE tablename = 'idempotency_keys'}),
 	'dst: the own-role policy is there');
 is( $node->safe_psql(
 		'dst', q{
-SELECT string_agg(scope || '/' || key, ',' ORDER BY key) FROM idempotency_keys},
+SELECT string_agg(owner || '/' || key, ',' ORDER BY key) FROM idempotency_keys},
 		extra_params => [ '-U', 'regress_app' ]),
-	'role:regress_app/app-9,role:regress_app/pay-1',
+	'regress_app/app-9,regress_app/pay-1',
 	'dst: regress_app sees only its own keys');
 is( $node->safe_psql(
 		'dst', q{SELECT idem_lookup('pay-2') IS NULL},
@@ -200,8 +200,8 @@ is( $node->safe_psql(
 	'dst: regress_app cannot look up a superuser key');
 ($ret, $stdout, $stderr) = $node->psql(
 	'dst', q{
-INSERT INTO idempotency_keys(scope, key, expires_at)
-VALUES ('role:regress_app', 'forged', now() + interval '1 day')},
+INSERT INTO idempotency_keys(owner, scope, key, expires_at)
+VALUES ('regress_app', '', 'forged', now() + interval '1 day')},
 	extra_params => [ '-U', 'regress_app' ]);
 like($stderr, qr/permission denied for table idempotency_keys/,
 	'dst: regress_app cannot write the keys table directly');

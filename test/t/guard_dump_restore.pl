@@ -39,7 +39,7 @@ e1	2026-03-03	redelivered
 my $guards_src = $node->safe_psql('src',
 	"SELECT tbl::text || ' ' || guard_id FROM idempotency_guards ORDER BY 1");
 my $keys_src = $node->safe_psql('src',
-	"SELECT scope || ' ' || key FROM idempotency_keys ORDER BY 1");
+	"SELECT owner || ' ' || scope || ' ' || key FROM idempotency_keys ORDER BY 1");
 is($node->safe_psql('src', 'SELECT count(*) FROM events'),
 	'2', 'before the dump: the redelivered event was skipped');
 is($node->safe_psql('src', 'SELECT count(*) FROM idempotency_keys'),
@@ -58,7 +58,7 @@ is( $node->safe_psql('dst',
 	$guards_src,
 	'the registry maps the same guard ids to the restored tables');
 is( $node->safe_psql('dst',
-		"SELECT scope || ' ' || key FROM idempotency_keys ORDER BY 1"),
+		"SELECT owner || ' ' || scope || ' ' || key FROM idempotency_keys ORDER BY 1"),
 	$keys_src,
 	'the guard keys were restored');
 is( $node->safe_psql(
