@@ -939,8 +939,10 @@ sub commit_tx
 	}
 }
 
-# records, for picking a retry: ids in insertion order
+# records, for picking a retry: ids in insertion order (idem_execute's,
+# idem_begin's)
 my @rec_ids;
+my @begin_ids;
 
 # ---------------------------------------------------------------------------
 # the session
@@ -1267,7 +1269,9 @@ sub act_execute
 	my $what = "idem_execute ($s->{shape})";
 	if (!defined $key || !defined $sqltext)
 	{
-		check_error($state, $errtext, $call, "$what with a NULL key or sql", '22004')
+		# (a NULL sql with a bad key: either check may come first)
+		check_error($state, $errtext, $call, "$what with a NULL key or sql", '22004',
+			defined $key && !key_ok($key) ? ('22023') : ())
 		  and violation("$what: a NULL key or sql was accepted", $call, $output);
 		return;
 	}
@@ -1632,9 +1636,9 @@ sub act_guard
 # model (equal jsonb values are the same request).
 sub random_request
 {
-	return (undef, undef) if chance(0.15);
-	my $id  = rint(6);
-	my $amt = pick(1, 2);
+	my ($canon) = @_;
+	return (undef, undef) if !defined $canon && chance(0.15);
+	my ($id, $amt) = defined $canon ? split(m{/}, $canon) : (rint(6), pick(1, 2));
 	my @forms_amt = $amt == 1 ? ('1', '1.0', '1e0', '10e-1', '1.000') : ('2', '2.0', '0.2e1');
 	my @pairs = (qq{"path": "/orders/$id"}, qq{"amount": } . pick(@forms_amt),
 		qq{"body": {"sku": $id, "note": "\x{fc}\\n"}});
@@ -1645,39 +1649,47 @@ sub random_request
 # A response in jsonb's own output form, so it is what comes back.
 sub random_response
 {
-	return pick('null', '{"status": 201, "body": {"id": ' . rint(1000) . '}}',
+	return pick('null', '{"body": {"id": ' . rint(1000) . '}, "status": 201}',
 		'{"status": 422}', '[]', '"ok"', '{"a": "x\\n", "b": [1, 2.5, null]}');
 }
 
 sub act_begin_finish
 {
-	my $st  = current_settings();
 	my $key;
-	my $reuse = @rec_ids && chance(0.4);
-	if ($reuse)
+	my ($req, $canon);
+	my $pick = wpick(4 => 'retry', 1 => 'execute_key', 5 => 'new');
+	my @pool = $pick eq 'retry' ? @begin_ids : $pick eq 'execute_key' ? @rec_ids : ();
+	my $id   = @pool ? $pool[ rint(scalar @pool) ] : '';
+	my $rec  = get_rec($id);
+	if ($rec)
 	{
-		my $id  = $rec_ids[ rint(scalar @rec_ids) ];
-		my $rec = get_rec($id) // $committed{$id};
+		# a retry: the key's role and tenant, and the same request (in
+		# another JSON form), another one, or none
 		(undef, undef, $key) = split /\x00/, $id, 3;
-		return unless key_ok($key);
+		my %want = %{ current_settings() };
+		$want{$_} = $rec->{settings}{$_} for @identity_settings;
+		$want{'idempotency.max_key_length'} = '2048';
+		apply_settings(%want);
+		($req, $canon) = random_request(
+			wpick(6 => $rec->{request}, 2 => undef, 2 => rint(6) . '/' . pick(1, 2)) // undef);
 	}
 	else
 	{
-		$key = random_key($st->{'idempotency.max_key_length'});
+		$key = random_key(current_settings()->{'idempotency.max_key_length'});
+		($req, $canon) = random_request();
 	}
-	my ($req, $canon) = $tx && $tx->{lastreq} && chance(0.5) ? @{ $tx->{lastreq} } : random_request();
 	my $call = 'SELECT public.idem_begin(' . lit($key) . ', ' . (defined $req ? lit($req) . '::jsonb' : 'NULL') . ");\n";
 	my ($state, undef, $output, $errtext) = run_step($call);
 	$counts{idem_begin}++;
 	return if failed_tx_step($state, $errtext, $call, 'idem_begin');
+	$id  = identity($key);
+	$rec = get_rec($id);
 	if (!key_ok($key))
 	{
 		check_error($state, $errtext, $call, 'idem_begin with an empty or too long key', '22023')
 		  and violation('idem_begin accepted an empty or too long key', $call, $output);
 		return;
 	}
-	my $id  = identity($key);
-	my $rec = get_rec($id);
 	if (!$tx)
 	{
 		# autocommit: a fresh key is claimed and not finished at commit
@@ -1747,7 +1759,6 @@ sub act_begin_finish
 		violation('idem_begin of a new key did not return NULL', $call, $output) unless $output eq '';
 		$tx->{begun}{$id} = 1;
 		$tx->{request}{$id} = $canon;
-		$tx->{lastreq} = [ $req, $canon ];
 		$finish_ok = 1;
 	}
 	return unless $finish_ok || chance(0.1);
@@ -1766,13 +1777,19 @@ sub act_begin_finish
 		  and violation('idem_finish of a key this transaction did not begin succeeded', $fcall, $output);
 		return;
 	}
-	if (check_error($state, $errtext, $fcall, 'idem_finish'))
+	if ($state eq 'IK003' && current_settings()->{'idempotency.max_result_size'} =~ /^(0|300B)$/)
+	{
+		# a response larger than a tiny idempotency.max_result_size
+		check_error($state, $errtext, $fcall, 'idem_finish', 'IK003');
+	}
+	elsif (check_error($state, $errtext, $fcall, 'idem_finish'))
 	{
 		violation('idem_finish did not return the response', $fcall, "$output\n  expected: $resp")
 		  unless $output eq $resp;
 		$tx->{finished}{$id} = 1;
 		put_rec($id, { kind => 'begin', request => $tx->{request}{$id}, response => $resp,
 				settings => { %{ current_settings() } } });
+		push @begin_ids, $id;
 	}
 	else
 	{
@@ -1784,6 +1801,7 @@ sub act_begin_finish
 # --- explicit transactions -----------------------------------------------------
 sub act_transaction
 {
+	my (%o) = @_;
 	my $iso = pick('', ' ISOLATION LEVEL READ COMMITTED', ' ISOLATION LEVEL REPEATABLE READ',
 		' ISOLATION LEVEL SERIALIZABLE');
 	my $ro = chance(0.1) ? ' READ ONLY' : '';
@@ -1799,10 +1817,10 @@ sub act_transaction
 	%txsettings = %session;
 	my @savepoint;    # [layer, settings] at SAVEPOINT s
 
-	for (0 .. rint(5))
+	for my $i (0 .. rint(5))
 	{
 		apply_settings(random_settings()) if chance(0.3);
-		my $a = wpick(5 => 'execute', 3 => 'retry', 2 => 'guard', 1 => 'lookup',
+		my $a = $o{request} && $i == 0 ? 'begin' : wpick(5 => 'execute', 3 => 'retry', 2 => 'guard', 1 => 'lookup',
 			($have_begin ? (4 => 'begin') : ()), 1 => 'savepoint', 1 => 'rollback_to');
 		if ($a eq 'savepoint')
 		{
@@ -1831,7 +1849,7 @@ sub act_transaction
 		else                    { act_begin_finish(); }
 	}
 
-	my $commit = chance(0.7);
+	my $commit = chance($o{request} ? 0.9 : 0.7);
 	my $unfinished = grep { !$tx->{finished}{$_} } keys %{ $tx->{begun} };
 	$sql = $commit ? "COMMIT;\n" : "ROLLBACK;\n";
 	($state, undef, undef, $errtext) = run_step($sql);
@@ -1924,12 +1942,17 @@ while ($iteration < $iterations && @violations < $max_violations)
 	my $ok = eval {
 		apply_settings(random_settings()) if chance(0.3);
 		my $a = wpick(40 => 'execute', 22 => 'retry', 12 => 'guard', 6 => 'lookup',
-			($have_begin ? (6 => 'begin') : ()), 8 => 'transaction');
+			($have_begin ? (10 => 'begin') : ()), 8 => 'transaction');
 		if    ($a eq 'execute')     { act_execute(); }
 		elsif ($a eq 'retry')       { act_retry(); }
 		elsif ($a eq 'guard')       { act_guard(); }
 		elsif ($a eq 'lookup')      { act_lookup_forget(); }
-		elsif ($a eq 'begin')       { act_begin_finish(); }
+		elsif ($a eq 'begin')
+		{
+			# a request transaction; now and then idem_begin alone, which
+			# fails at the implicit commit
+			chance(0.05) ? act_begin_finish() : act_transaction(request => 1);
+		}
 		else                        { act_transaction(); }
 		1;
 	};
