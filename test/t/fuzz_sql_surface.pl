@@ -1722,11 +1722,25 @@ sub act_begin_finish
 	my $finish_ok = 0;
 	if ($tx->{begun}{$id})
 	{
+		# begun here: NULL before idem_finish, the response after; with
+		# another request, IK001 (before idem_finish NULL is fine too)
+		my $asked = $tx->{request}{$id};
+		my $same = !defined $canon || !defined $asked || $canon eq $asked;
 		my $expect = $tx->{finished}{$id} ? $rec->{response} : '';
-		violation('idem_begin again in the same transaction', $call, "$state $errtext $output\n  expected: $expect")
-		  unless $state eq '00000' && $output eq $expect;
-		$tx->{failed} = 1 if $state ne '00000';
-		$finish_ok = !$tx->{finished}{$id};
+		if ($same || ($state eq '00000' && !$tx->{finished}{$id}))
+		{
+			violation('idem_begin again in the same transaction', $call,
+				"$state $errtext $output\n  expected: $expect")
+			  unless $state eq '00000' && $output eq $expect;
+			$tx->{failed} = 1 if $state ne '00000';
+		}
+		else
+		{
+			check_error($state, $errtext, $call, 'idem_begin again with another request', 'IK001')
+			  and violation('idem_begin again with another request after idem_finish did not fail with IK001',
+				$call, $output);
+		}
+		$finish_ok = !$tx->{finished}{$id} && !$tx->{failed};
 	}
 	elsif ($rec && $rec->{kind} eq 'begin')
 	{
@@ -1798,6 +1812,60 @@ sub act_begin_finish
 	return;
 }
 
+# --- the rest of the surface: purge, and bad input to the guard's functions ---
+sub act_admin
+{
+	my $fz_app = current_settings()->{role} eq 'fz_app';
+	my @cases = (
+		# [ SQL, expected output or undef, expected SQLSTATEs ]
+		# (nothing has expired and no role was dropped: purge finds nothing)
+		[ 'SELECT public.idem_purge()', '0' ],
+		[ 'SELECT public.idem_purge(' . pick(0, 1, 1000) . ')', '0' ],
+		[ 'SELECT public.idem_purge(-1)', undef, '22023' ],
+		[ q{SELECT public.idem_guard(NULL, 'event_id')}, undef, '22004' ],
+		[ q{SELECT public.idem_guard('public.fz_g_text', NULL)}, undef, '22004' ],
+		[ q{SELECT public.idem_guard('public.fz_g_text', 'event_id', on_duplicate => 'explode')}, undef, '22023' ],
+		[ q{SELECT public.idem_guard('public.fz_g_text', 'event_id', on_duplicate => NULL)}, undef, '22004' ],
+		[ q{SELECT public.idem_guard('public.fz_g_text', 'event_id', ttl => '-1 day')}, undef, '22023' ],
+		[ q{SELECT public.idem_guard('public.fz_g_text', 'event_id', ttl => '0')}, undef, '22023' ],
+		[ q{SELECT public.idem_guard('public.items_v', 'k')}, undef, '42809', '42501' ],
+		[ q{SELECT public.idem_guard('public.fz_g_text', 'no_such_column')}, undef, '42703', '42501' ],
+		[ q{SELECT public.idem_guard('public.fz_g_part_1', 'event_id')}, undef, '55000', '42501' ],
+		[ q{SELECT public.idem_unguard('public.fz_g_part_2')}, undef, '55000', '42501' ],
+		[ q{SELECT public.idem_unguard('public.items_v')}, undef, '42809', '42501' ],
+		[ q{SELECT public.idem_execute('too-many', 'SELECT 1', VARIADIC array_fill(1, ARRAY[70000]))},
+			undef, '54000' ],
+		($fz_app
+			? ([ q{SELECT public.idem_unguard('public.fz_g_err')}, undef, '42501' ],
+			   [ q{SELECT public.idem_guard('public.fz_g_text', 'payload')}, undef, '42501' ])
+			: ()),
+		($have_begin
+			? ([ 'SELECT public.idem_begin(NULL)', undef, '22004' ],
+			   [ q{SELECT public.idem_finish('never-begun', NULL)}, undef, '22004', '55000' ],
+			   [ q{SELECT public.idem_finish(NULL, '1')}, undef, '22004' ])
+			: ()));
+	my ($sql, $expect, @codes) = @{ pick(@cases) };
+	$sql .= ";\n";
+	my ($state, undef, $output, $errtext) = run_step($sql);
+	$counts{admin}++;
+	return if failed_tx_step($state, $errtext, $sql, 'admin');
+	push @codes, '25006' if $tx && $tx->{readonly} && $sql =~ /purge/;
+	# the keys 'too-many' and 'never-begun' are too long for a tiny limit
+	push @codes, '22023'
+	  if $sql =~ /'(too-many|never-begun)'/ && !key_ok($1);
+	if (!defined $expect)
+	{
+		check_error($state, $errtext, $sql, 'bad input', @codes)
+		  and violation('bad input was accepted', $sql, $output);
+		return;
+	}
+	if (check_error($state, $errtext, $sql, 'idem_purge', @codes))
+	{
+		violation("expected $expect", $sql, $output) unless $output eq $expect;
+	}
+	return;
+}
+
 # --- explicit transactions -----------------------------------------------------
 sub act_transaction
 {
@@ -1820,7 +1888,7 @@ sub act_transaction
 	for my $i (0 .. rint(5))
 	{
 		apply_settings(random_settings()) if chance(0.3);
-		my $a = $o{request} && $i == 0 ? 'begin' : wpick(5 => 'execute', 3 => 'retry', 2 => 'guard', 1 => 'lookup',
+		my $a = $o{request} && $i == 0 ? 'begin' : wpick(5 => 'execute', 3 => 'retry', 2 => 'guard', 1 => 'lookup', 1 => 'admin',
 			($have_begin ? (4 => 'begin') : ()), 1 => 'savepoint', 1 => 'rollback_to');
 		if ($a eq 'savepoint')
 		{
@@ -1846,6 +1914,7 @@ sub act_transaction
 		elsif ($a eq 'retry')   { act_retry(); }
 		elsif ($a eq 'guard')   { act_guard(); }
 		elsif ($a eq 'lookup')  { act_lookup_forget(); }
+		elsif ($a eq 'admin')   { act_admin(); }
 		else                    { act_begin_finish(); }
 	}
 
@@ -1941,12 +2010,13 @@ while ($iteration < $iterations && @violations < $max_violations)
 	$iteration++;
 	my $ok = eval {
 		apply_settings(random_settings()) if chance(0.3);
-		my $a = wpick(40 => 'execute', 22 => 'retry', 12 => 'guard', 6 => 'lookup',
+		my $a = wpick(40 => 'execute', 22 => 'retry', 12 => 'guard', 6 => 'lookup', 3 => 'admin',
 			($have_begin ? (10 => 'begin') : ()), 8 => 'transaction');
 		if    ($a eq 'execute')     { act_execute(); }
 		elsif ($a eq 'retry')       { act_retry(); }
 		elsif ($a eq 'guard')       { act_guard(); }
 		elsif ($a eq 'lookup')      { act_lookup_forget(); }
+		elsif ($a eq 'admin')       { act_admin(); }
 		elsif ($a eq 'begin')
 		{
 			# a request transaction; now and then idem_begin alone, which
