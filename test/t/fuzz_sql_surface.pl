@@ -40,9 +40,12 @@ $seed = int(time() * 1000) % 1_000_000_000
   if !defined $seed || $seed eq '';
 die "IDEM_FUZZ_SEED must be a non-negative integer\n"
   unless $seed =~ /^\d+$/;
-my $iterations = $ENV{IDEM_FUZZ_ITERATIONS} || 16000;
+my $iterations = $ENV{IDEM_FUZZ_ITERATIONS} || 12000;
 die "IDEM_FUZZ_ITERATIONS must be a positive integer\n"
   unless $iterations =~ /^\d+$/ && $iterations > 0;
+# a slow machine stops early rather than run long (the iterations done are
+# printed: rerun with IDEM_FUZZ_ITERATIONS set to them)
+my $max_seconds = $ENV{IDEM_FUZZ_MAX_SECONDS} || 300;
 my $repro = "IDEM_FUZZ_SEED=$seed IDEM_FUZZ_ITERATIONS=$iterations";
 diag("fuzz seed $seed, $iterations iterations (reproduce with $repro)");
 
@@ -1281,6 +1284,13 @@ sub act_execute
 		  and violation("$what: an empty or too long key was accepted", $call, $output);
 		return;
 	}
+	if ($sqltext eq '')
+	{
+		# an empty sql is bad input, whatever the key holds
+		check_error($state, $errtext, $call, "$what with an empty sql", '22023')
+		  and violation("$what: an empty sql was accepted", $call, $output);
+		return;
+	}
 	my $id = identity($key);
 	my $rec = get_rec($id);
 	if ($tx && $tx->{begun}{$id} && !$tx->{finished}{$id})
@@ -1301,7 +1311,9 @@ sub act_execute
 		}
 		if (!$same)
 		{
-			check_error($state, $errtext, $call, "$what reusing a key with another request", 'IK001')
+			# (sql with no statement in it may be refused before the key is looked at)
+			check_error($state, $errtext, $call, "$what reusing a key with another request", 'IK001',
+				$s->{shape} eq 'forbidden_empty' ? ('22023') : ())
 			  and violation("$what: a key reused with another request did not fail with IK001",
 				$call, $output);
 			return;
@@ -2038,6 +2050,12 @@ while ($iteration < $iterations && @violations < $max_violations)
 	if ($iteration % $batch_steps == 0)
 	{
 		last unless check_health("after iteration $iteration");
+		if (time - $t0 > $max_seconds)
+		{
+			diag("stopping after $iteration iterations: the run took over $max_seconds s "
+				  . "(IDEM_FUZZ_MAX_SECONDS)");
+			last;
+		}
 	}
 	if ($iteration % $session_steps == 0)
 	{
