@@ -816,7 +816,6 @@ sub forbidden_statement
 	my $group = pick(@forbidden);
 	my ($name, $codes, @sqls) = @$group;
 	my $sql = pick(@sqls);
-	my $nparams = () = $sql =~ /\$\d/g;
 	return {
 		shape     => "forbidden_$name",
 		sql       => $sql,
