@@ -977,7 +977,6 @@ my @identity_settings = ('role', ($have_tenant ? 'idempotency.tenant' : ()));
 # the effective search_path, and reg* arguments print by it in 1.0
 my @request_settings = ('search_path');
 
-my ($h, $in, $out, $err, $timer);
 # every step's SQL and outcome, for a look after a failure
 my $transcript_file = "$PostgreSQL::Test::Utils::log_path/fuzz_transcript_$seed.sql";
 open(my $transcript, '>', $transcript_file) or die "cannot write $transcript_file: $!";
@@ -988,26 +987,47 @@ my $step = 0;
 my @violations;
 my %counts;
 
+# A psql session driven step by step: { h, in, out, err, timer, name }.
+sub new_psql
+{
+	my ($name) = @_;
+	my $sess = { name => $name, in => '', out => '', err => '' };
+	my $psql = $node->installed_command('psql');
+	local $ENV{PGCLIENTENCODING} = 'UTF8';
+	$sess->{timer} = IPC::Run::timeout(180);
+	$sess->{h} = IPC::Run::start([ $psql, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0',
+			'-d', $node->connstr('postgres') ],
+		'<', \$sess->{in}, '>', \$sess->{out}, '2>', \$sess->{err}, $sess->{timer});
+	# no step may run away (a statement_timeout error is a violation)
+	my $init = "\\set VERBOSITY verbose\nSET statement_timeout = '30s';\n";
+	$sess->{in} .= $init;
+	print $transcript "-- a new session $name\n$init";
+	return $sess;
+}
+
+sub end_psql
+{
+	my ($sess) = @_;
+	$sess->{in} .= "\\q\n";
+	eval { $sess->{h}->finish; 1 } or $sess->{h}->kill_kill;
+	return;
+}
+
+# the main session (settings in %session), and B, which holds keys that the
+# main session then meets in flight
+my ($A, $B);
+
 sub start_session
 {
-	my $psql = $node->installed_command('psql');
-	($in, $out, $err) = ('', '', '');
-	local $ENV{PGCLIENTENCODING} = 'UTF8';
-	$timer = IPC::Run::timeout(180);
-	$h = IPC::Run::start([ $psql, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0',
-			'-d', $node->connstr('postgres') ],
-		'<', \$in, '>', \$out, '2>', \$err, $timer);
+	$A = new_psql('A');
+	$B = new_psql('B');
 	%session = %default_settings;
-	# no step may run away (a statement_timeout error is a violation)
-	$in .= "\\set VERBOSITY verbose\nSET statement_timeout = '30s';\n";
-	print $transcript "-- a new session\n\\set VERBOSITY verbose\nSET statement_timeout = '30s';\n";
 	return;
 }
 
 sub end_session
 {
-	$in .= "\\q\n";
-	eval { $h->finish; 1 } or $h->kill_kill;
+	end_psql($_) for $A, $B;
 	return;
 }
 
@@ -1019,29 +1039,35 @@ sub describe_settings
 	return join('; ', map { "$_=" . $st->{$_} } sort keys %$st);
 }
 
-# Run one step: SQL (ending in a newline).  Returns (sqlstate, row_count,
-# output, stderr text), or dies if the session is gone.
-sub run_step
+# Send one step, SQL ending in a newline, to a session; returns its number.
+sub send_step
 {
-	my ($sql) = @_;
-	$step++;
-	my $n = $step;
-	$out = '';
-	$err = '';
-	$in .= encode('UTF-8',
+	my ($sess, $sql) = @_;
+	my $n = ++$step;
+	$sess->{out} = '';
+	$sess->{err} = '';
+	$sess->{in} .= encode('UTF-8',
 		"\\warn \@\@c $n\n\\echo \@\@c $n\n$sql\\echo \@\@s $n :SQLSTATE :ROW_COUNT\n\\warn \@\@e $n\n");
-	print $transcript encode('UTF-8', "-- step $n\n$sql");
-	$timer->start(180);
-	while (!($out =~ /^\@\@s $n (\S+) (\S*)$/m && $err =~ /^\@\@e $n$/m))
+	print $transcript encode('UTF-8', "-- step $n" . ($sess == $A ? '' : " (session $sess->{name})") . "\n$sql");
+	return $n;
+}
+
+# Wait for step $n of a session: (sqlstate, row_count, output, stderr text);
+# dies if the session is gone.
+sub collect_step
+{
+	my ($sess, $n) = @_;
+	$sess->{timer}->start(180);
+	while (!($sess->{out} =~ /^\@\@s $n (\S+) (\S*)$/m && $sess->{err} =~ /^\@\@e $n$/m))
 	{
-		die "session ended\n" unless $h->pumpable;
-		$h->pump;
+		die "session $sess->{name} ended\n" unless $sess->{h}->pumpable;
+		$sess->{h}->pump;
 	}
-	my ($state, $rows) = $out =~ /^\@\@s $n (\S+) (\S*)$/m;
-	my ($output) = $out =~ /^\@\@c $n\n(.*?)^\@\@s $n /ms;
+	my ($state, $rows) = $sess->{out} =~ /^\@\@s $n (\S+) (\S*)$/m;
+	my ($output) = $sess->{out} =~ /^\@\@c $n\n(.*?)^\@\@s $n /ms;
 	$output //= '';
 	chomp $output;
-	my ($errtext) = $err =~ /^\@\@c $n\n(.*?)^\@\@e $n$/ms;
+	my ($errtext) = $sess->{err} =~ /^\@\@c $n\n(.*?)^\@\@e $n$/ms;
 	$errtext //= '';
 	# psql leaves :SQLSTATE as it was after a failed COPY FROM STDIN: take
 	# the code from the message (VERBOSITY verbose prints it)
@@ -1057,9 +1083,16 @@ sub run_step
 	{
 		$state = '00000';
 	}
-	print $transcript "--   => $state $rows\n";
+	print $transcript "--   step $n => $state $rows\n";
 	print $transcript "--   $_\n" for grep { length } split /\n/, $output;
 	return ($state, $rows, $output, $errtext);
+}
+
+# Run one step in the main session.
+sub run_step
+{
+	my ($sql) = @_;
+	return collect_step($A, send_step($A, $sql));
 }
 
 sub violation
@@ -1877,6 +1910,163 @@ sub act_admin
 	return;
 }
 
+# --- a key in flight in another transaction ------------------------------------
+# Session B claims a new key (idem_execute, idem_begin, or a guarded insert)
+# and keeps its transaction open; the main session meets it with
+# idempotency.wait = off (IK002), with a lock_timeout (55P03), and then waits
+# for it while B commits or rolls back: READ COMMITTED replays B's result (or
+# runs, after a rollback), REPEATABLE READ gets 40001.
+sub run_b
+{
+	my ($sql, $what) = @_;
+	my ($state, $rows, $output, $errtext) = collect_step($B, send_step($B, $sql));
+	violation("session B: $what failed", $sql, "$state $errtext") if $state ne '00000';
+	return ($state, $rows, $output);
+}
+
+sub act_concurrent
+{
+	return if $tx;
+	my $kind = wpick(5 => 'execute', ($have_begin ? (3 => 'begin') : ()), 3 => 'guard');
+	apply_settings(%{ current_settings() }, 'idempotency.max_key_length' => '255',
+		'idempotency.max_result_size' => '1MB');
+	my $st = current_settings();
+	my $key;
+	do { $key = 'cc-' . random_string(1 + rint(20)); } while blen($key) > 255;
+	my $id = identity($key);
+	return if get_rec($id) || guard_seen('fz_g_text', $key);
+
+	my ($call, $req, $canon, $resp);
+	if ($kind eq 'execute')
+	{
+		$call = exec_call_sql($key, 'INSERT INTO public.items (k, n) VALUES ($1, $2) RETURNING id, k',
+			', ' . lit($key) . '::text, ' . rint(100) . '::int');
+	}
+	elsif ($kind eq 'begin')
+	{
+		($req, $canon) = random_request();
+		$call = 'SELECT public.idem_begin(' . lit($key) . ', '
+		  . (defined $req ? lit($req) . '::jsonb' : 'NULL') . ");\n";
+		$resp = random_response();
+	}
+	else
+	{
+		$call = 'INSERT INTO public.fz_g_text (event_id, payload) VALUES (' . lit($key) . ", 'A');\n";
+	}
+	my $bcall = $kind eq 'guard' ? $call =~ s/'A'\)/'B')/r : $call;
+
+	# B: the same role, tenant and search_path, in an open transaction
+	run_b("BEGIN;\n", 'BEGIN');
+	my @sets = map { "set_config(" . lit($_) . ', ' . lit($st->{$_}) . ', true)' }
+	  grep { exists $st->{$_} } @identity_settings, @request_settings, 'idempotency.max_key_length';
+	run_b('SELECT ' . join(', ', @sets) . ";\n", 'settings');
+	my ($bstate, $brows, $bout) = run_b($bcall, "the holder's $kind");
+	if ($bstate ne '00000')
+	{
+		run_b("ROLLBACK;\n", 'ROLLBACK');
+		return;
+	}
+	$counts{"in flight $kind"}++;
+
+	# wait = off: IK002 at once
+	apply_settings(%{ current_settings() }, 'idempotency.wait' => 'off');
+	my ($state, undef, $output, $errtext) = run_step($call);
+	check_error($state, $errtext, $call, "$kind of a key in flight, wait = off", 'IK002')
+	  and violation("$kind of a key in flight with wait = off did not fail with IK002", $call, $output);
+
+	# waiting, with a lock_timeout: 55P03
+	apply_settings(%{ current_settings() }, 'idempotency.wait' => 'on');
+	my $timed = "SET lock_timeout = '30ms';\n$call" . "RESET lock_timeout;\n";
+	($state, undef, $output, $errtext) = run_step($timed);
+	check_error($state, $errtext, $timed, "$kind of a key in flight, lock_timeout", '55P03')
+	  and violation("$kind of a key in flight with a lock_timeout did not fail with 55P03",
+		$timed, $output);
+
+	# waiting for B: sent now, answered once B ends
+	my $rr = chance(0.3);
+	my $in_tx = $rr || $kind eq 'begin';
+	if ($in_tx)
+	{
+		my $begin = 'BEGIN' . ($rr ? ' ISOLATION LEVEL REPEATABLE READ' : '') . ";\nSELECT 1;\n";
+		($state) = run_step($begin);
+		violation('BEGIN failed', $begin, $state) if $state ne '00000';
+	}
+	my $n = send_step($A, $call);
+	my $commit = chance(0.7);
+	if ($kind eq 'begin' && $commit)
+	{
+		run_b('SELECT public.idem_finish(' . lit($key) . ', ' . lit($resp) . "::jsonb);\n", 'idem_finish');
+	}
+	run_b($commit ? "COMMIT;\n" : "ROLLBACK;\n", $commit ? 'COMMIT' : 'ROLLBACK');
+	($state, my $rows, $output, $errtext) = collect_step($A, $n);
+	$counts{'waited for ' . ($commit ? 'a commit' : 'a rollback') . ($rr ? ' (repeatable read)' : '')}++;
+	my $what = "$kind after waiting for a holder that " . ($commit ? 'committed' : 'rolled back')
+	  . ($rr ? ', repeatable read' : '');
+
+	# what the key holds in the end: B's result if B committed, else the
+	# main session's own if it ran and kept it
+	my $settle = $in_tx ? "ROLLBACK;\n" : undef;
+	my $mine = 0;
+	if ($commit && $rr)
+	{
+		check_error($state, $errtext, $call, $what, '40001')
+		  and violation("$what did not fail with 40001", $call, $output);
+	}
+	elsif (check_error($state, $errtext, $call, $what))
+	{
+		if ($kind eq 'execute' && $commit)
+		{
+			violation("$what did not replay the holder's result", $call,
+				"$output\n  expected: " . replay_form($bout))
+			  unless $output eq replay_form($bout);
+		}
+		elsif ($kind eq 'execute')
+		{
+			$mine = check_first_output({ command => 'INSERT', ncols => 2 }, $output, $call);
+		}
+		elsif ($kind eq 'begin')
+		{
+			violation("$what returned '$output', expected " . ($commit ? $resp : 'NULL'), $call, $output)
+			  unless $output eq ($commit ? $resp : '');
+		}
+		else
+		{
+			violation("$what inserted $rows rows, expected " . ($commit ? 0 : 1), $call, $rows)
+			  unless $rows eq ($commit ? 0 : 1);
+			$mine = !$commit;
+		}
+	}
+	else
+	{
+		violation("$what failed", $call, "$state $errtext");
+	}
+	$settle = "COMMIT;\n" if $in_tx && $mine;
+	if ($settle)
+	{
+		my ($s2, undef, undef, $e2) = run_step($settle);
+		violation("$settle failed", $settle, "$s2 $e2") if $s2 ne '00000';
+	}
+	if ($commit || $mine)
+	{
+		if ($kind eq 'execute')
+		{
+			put_rec($id, { kind => 'exec', call => $call, out => $commit ? $bout : $output,
+					settings => { %$st } });
+			push @rec_ids, $id;
+		}
+		elsif ($kind eq 'begin')
+		{
+			put_rec($id, { kind => 'begin', request => $canon, response => $resp, settings => { %$st } });
+			push @begin_ids, $id;
+		}
+		else
+		{
+			guard_add('fz_g_text', $key);
+		}
+	}
+	return;
+}
+
 # --- explicit transactions -----------------------------------------------------
 sub act_transaction
 {
@@ -2021,13 +2211,14 @@ while ($iteration < $iterations && @violations < $max_violations)
 	$iteration++;
 	my $ok = eval {
 		apply_settings(random_settings()) if chance(0.3);
-		my $a = wpick(40 => 'execute', 22 => 'retry', 12 => 'guard', 6 => 'lookup', 3 => 'admin',
+		my $a = wpick(40 => 'execute', 22 => 'retry', 12 => 'guard', 6 => 'lookup', 3 => 'admin', 3 => 'concurrent',
 			($have_begin ? (10 => 'begin') : ()), 8 => 'transaction');
 		if    ($a eq 'execute')     { act_execute(); }
 		elsif ($a eq 'retry')       { act_retry(); }
 		elsif ($a eq 'guard')       { act_guard(); }
 		elsif ($a eq 'lookup')      { act_lookup_forget(); }
 		elsif ($a eq 'admin')       { act_admin(); }
+		elsif ($a eq 'concurrent')  { act_concurrent(); }
 		elsif ($a eq 'begin')
 		{
 			# a request transaction; now and then idem_begin alone, which
@@ -2042,7 +2233,7 @@ while ($iteration < $iterations && @violations < $max_violations)
 		my $why = $@;
 		chomp $why;
 		violation("the psql session failed ($why): the server crashed or closed the connection",
-			'(the last step)', "stdout tail: " . substr($out, -300) . "\n  stderr tail: " . substr($err, -600));
+			'(the last step)', "stdout tail: " . substr($A->{out}, -300) . "\n  stderr tail: " . substr($A->{err}, -600));
 		check_health("after iteration $iteration");
 		last;
 	}
