@@ -3,10 +3,12 @@
 
 # A randomized, seeded test of the SQL surface: idem_execute, the dedup
 # guard (INSERT, multi-row INSERT, INSERT ... SELECT and COPY into guarded
-# tables), idem_lookup/idem_forget, and idem_begin/idem_finish where they
-# exist.  One psql session at a time is driven step by step; a model of what
-# must be stored (per role, tenant and key; per guarded table) predicts each
-# step's outcome, and these invariants are checked on every call:
+# tables), idem_lookup/idem_forget/idem_purge, bad input to idem_guard and
+# idem_unguard, and idem_begin/idem_finish where they exist.  A psql session
+# is driven step by step (a second one holds keys in flight: IK002, 55P03,
+# replay or 40001 once it ends); a model of what must be stored (per role,
+# tenant and key; per guarded table) predicts each step's outcome, and these
+# invariants are checked on every call:
 #
 #   - no XX000 and no crash (the node answers and its log shows no crashed
 #     backend after every batch);
@@ -71,8 +73,9 @@ my %allowed_sqlstate = (
 	'55000' => 'same key run inside its own statement; idem_finish without idem_begin',
 	'55P03' => 'lock_timeout while waiting for a key (issue 8, item 11)',
 	'25006' => 'a new key in a read-only transaction',
-	'42501' => 'the statement lacks a privilege (SECURITY INVOKER)',
-	'54000' => 'too many VARIADIC arguments; program limits',
+	'42501' => 'the statement lacks a privilege (SECURITY INVOKER); idem_guard by a non-owner',
+	'54000' => 'more than 65535 VARIADIC arguments',
+	'42809' => 'idem_guard or idem_unguard on a view',
 	# a statement error propagates unchanged: errors of parse analysis ...
 	'42601' => 'syntax error in the statement (or SELECT INTO where not allowed)',
 	'42P01' => 'undefined table (search_path without the table)',
@@ -80,41 +83,20 @@ my %allowed_sqlstate = (
 	'42883' => 'undefined function or operator for the argument types',
 	'42P18' => 'indeterminate parameter type',
 	'42P02' => 'a $n beyond the arguments given',
-	'42P08' => 'ambiguous parameter',
 	'42804' => 'datatype mismatch (UNION branches, assignments)',
 	'42846' => 'cannot coerce an argument to the column type',
 	'42725' => 'ambiguous function',
-	'42702' => 'ambiguous column',
-	'42712' => 'duplicate alias',
-	'42803' => 'grouping error',
-	'42809' => 'wrong object type',
-	'42P10' => 'invalid column reference',
-	'42704' => 'undefined object (type, setting)',
-	'42P09' => 'ambiguous alias',
-	'42939' => 'reserved name',
+	'42712' => 'two output columns of one name (issue 8, item 10: refused before storing)',
 	# ... and of execution
 	'22P02' => 'invalid text representation',
 	'22003' => 'numeric value out of range',
 	'22008' => 'datetime field overflow',
 	'22007' => 'invalid datetime format',
-	'22012' => 'division by zero',
-	'22001' => 'string too long',
-	'22021' => 'invalid byte sequence',
 	'2201W' => 'negative LIMIT',
 	'2201X' => 'negative OFFSET',
-	'2201E' => 'invalid logarithm argument',
-	'22P05' => 'untranslatable character',
-	'22000' => 'data exception',
-	'22015' => 'interval field overflow',
-	'22009' => 'invalid time zone displacement',
-	'2202E' => 'array subscript error',
-	'22026' => 'string data length mismatch',
-	'22030' => 'duplicate JSON object key',
-	'22032' => 'invalid JSON text',
-	'21000' => 'cardinality violation (subquery returned several rows)',
-	'23502' => 'not-null violation',
 	'23514' => 'check violation (the domain fz_posint)',
-	'2BP01' => 'dependent objects',
+	# (codes the generators here cannot provoke are left out on purpose: one
+	# that shows up is worth a look before it is added)
 	# psql inside an explicit transaction after an earlier error
 	'25P02' => 'in failed SQL transaction (the model predicts these)',
 );
