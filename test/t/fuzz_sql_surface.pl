@@ -1119,7 +1119,7 @@ sub apply_settings
 sub random_settings
 {
 	my %want = %{ current_settings() };
-	for my $name (keys %setting_choices)
+	for my $name (sort keys %setting_choices)
 	{
 		next unless exists $default_settings{$name};
 		$want{$name} = pick(@{ $setting_choices{$name} }) if chance(0.15);
