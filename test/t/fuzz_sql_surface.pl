@@ -478,6 +478,9 @@ sub some_cols
 	return sort keys %c;
 }
 
+# keys of the guarded tables' rows: a small pool, so that they repeat
+my @guard_pool = map { random_string(1 + rint(12)) } 1 .. 30;
+
 # item keys used so far, so that UPDATE/DELETE/MERGE find rows
 my @item_keys = ('seed-row');
 
@@ -521,7 +524,7 @@ my @allowed_shapes = (
 	[ 2 => 'duplicate_columns' ], [ 2 => 'rule_view' ], [ 1 => 'rule_also' ],
 	[ 1 => 'auto_view' ], [ 1 => 'for_update' ], [ 2 => 'values' ],
 	[ 2 => 'functions' ], [ 1 => 'quoted_names' ], [ 1 => 'param_gap' ],
-	[ 1 => 'nested_other_key' ], [ 2 => 'regclass_arg' ]);
+	[ 1 => 'nested_other_key' ], [ 2 => 'regclass_arg' ], [ 3 => 'guarded_insert' ]);
 
 sub allowed_statement
 {
@@ -720,6 +723,18 @@ INSERT INTO ledger (item_id, delta) SELECT id, $2 FROM u RETURNING item_id, delt
 		$s->{sql} = pick('SELECT $2 AS b', 'SELECT $3 AS c', 'SELECT $1 AS a');
 		$s->{types} = [ pick(@arg_types), pick(@arg_types) ];
 		@$s{qw(command ncols)} = ('SELECT', 1);
+	}
+	elsif ($shape eq 'guarded_insert')
+	{
+		# a guarded table written under a key: the guard claims the row's key
+		# when the statement runs, and a replay claims nothing
+		my $tbl = pick('fz_g_text', 'fz_g_err');
+		my $gkey = pick(@guard_pool);
+		$s->{sql} = "INSERT INTO public.$tbl (event_id, payload) VALUES (\$1, 'x') RETURNING event_id";
+		$s->{types} = ['text'];
+		$s->{bound} = { 0 => lit($gkey) . '::text' };
+		$s->{guard} = [ $tbl, $gkey ];
+		@$s{qw(command ncols)} = ('INSERT', 1);
 	}
 	elsif ($shape eq 'regclass_arg')
 	{
@@ -1392,8 +1407,30 @@ sub act_execute
 			is_known_defect('issue8-9b-rule-rewritten-dml');
 			return;
 		}
+		if ($s->{guard} && $state eq '23505')
+		{
+			my ($tbl, $gkey) = @{ $s->{guard} };
+			violation("$what: 23505 for a key the guard has not seen", $call, $errtext)
+			  unless $tbl eq 'fz_g_err' && guard_seen($tbl, $gkey);
+		}
 		check_error($state, $errtext, $call, $what);
 		return;
+	}
+	if ($s->{guard})
+	{
+		# one row whose key the guard claims, or skips (fz_g_text) as a
+		# duplicate; fz_g_err fails with 23505 instead
+		my ($tbl, $gkey) = @{ $s->{guard} };
+		my $dup = guard_seen($tbl, $gkey);
+		if ($tbl eq 'fz_g_err' && $dup)
+		{
+			violation("$what: a duplicate in a table guarded with 'error' went in", $call, $output);
+			return;
+		}
+		my $want = $dup ? 0 : 1;
+		violation("$what: the guarded insert returned another row count than $want", $call, $output)
+		  unless $output =~ /"row_count": $want\}$/;
+		guard_add($tbl, $gkey) unless $dup;
 	}
 	return unless check_first_output($s, $output, $call);
 	$counts{"ran $s->{shape}"}++;
@@ -1544,7 +1581,6 @@ my %guards = (
 	fz_g_int  => { col => 'id', type => 'int', skip => 0 },
 	fz_g_part => { col => 'event_id', type => 'text', skip => 1, region => 1 },
 );
-my @guard_pool = map { random_string(1 + rint(12)) } 1 .. 30;
 my @instants = map { 1_700_000_000 + 3600 * $_ } 0 .. 11;
 
 # a key value of the table's type: (SQL text, COPY text, canonical key or
