@@ -128,6 +128,7 @@ $node->append_conf(
 log_statement = none
 log_min_messages = log
 log_min_error_statement = panic
+max_prepared_transactions = 2
 fsync = off
 });
 $node->start;
@@ -2131,14 +2132,49 @@ sub act_transaction
 
 	my $commit = chance($o{request} ? 0.9 : 0.7);
 	my $unfinished = grep { !$tx->{finished}{$_} } keys %{ $tx->{begun} };
-	$sql = $commit ? "COMMIT;\n" : "ROLLBACK;\n";
+	# two-phase commit now and then: PREPARE TRANSACTION keeps the claims
+	# until COMMIT PREPARED or ROLLBACK PREPARED
+	my $prepare = $commit && !$tx->{failed} && chance(0.15);
+	$sql = $prepare ? "PREPARE TRANSACTION 'fz_gid';\n" : $commit ? "COMMIT;\n" : "ROLLBACK;\n";
 	($state, undef, undef, $errtext) = run_step($sql);
 	if ($commit && !$tx->{failed} && $unfinished)
 	{
-		# a begun, unfinished key: COMMIT fails and rolls back
+		# a begun, unfinished key: COMMIT or PREPARE fails and rolls back
 		check_error($state, $errtext, $sql, 'COMMIT with an unfinished idem_begin')
-		  and violation('COMMIT with a begun, unfinished key succeeded', $sql, $state);
+		  and violation('COMMIT or PREPARE with a begun, unfinished key succeeded', $sql, $state);
 		$counts{'commit refused (unfinished key)'}++;
+		run_b("ROLLBACK PREPARED 'fz_gid';\n", 'ROLLBACK PREPARED') if $prepare && $state eq '00000';
+	}
+	elsif ($prepare && $state eq '00000')
+	{
+		# a key the prepared transaction stored is in flight until it ends
+		my $layer = $tx;
+		my ($id) = grep { $layer->{recs}{$_}{kind} eq 'exec' && defined $layer->{recs}{$_}{out} }
+		  sort keys %{ $layer->{recs} };
+		$tx = undef;
+		if (defined $id)
+		{
+			my $rec = $layer->{recs}{$id};
+			my %want = %session;
+			$want{$_} = $rec->{settings}{$_} for @identity_settings, @request_settings;
+			$want{'idempotency.wait'} = 'off';
+			$want{'idempotency.max_key_length'} = '2048';
+			apply_settings(%want);
+			my ($s2, undef, $o2, $e2) = run_step($rec->{call});
+			check_error($s2, $e2, $rec->{call}, 'a key of a prepared transaction, wait = off', 'IK002')
+			  and violation('a key of a prepared transaction was not in flight', $rec->{call}, $o2);
+			$counts{'prepared key in flight'}++;
+		}
+		# (ended from session B, as the superuser: the main session may
+		# have changed role since)
+		my $end = chance(0.8) ? "COMMIT PREPARED 'fz_gid';\n" : "ROLLBACK PREPARED 'fz_gid';\n";
+		my ($s3) = run_b($end, $end =~ s/ 'fz_gid';\n//r);
+		$tx = $layer;
+		if ($s3 eq '00000' && $end =~ /^COMMIT/)
+		{
+			commit_tx();
+			$counts{'transactions committed (two-phase)'}++;
+		}
 	}
 	elsif ($state ne '00000')
 	{
