@@ -1498,7 +1498,20 @@ sub act_retry
 	}
 	$sql =~ s/^'(.*)'$/$1/s;
 	$sql =~ s/''/'/g;
-	my $stmt = { shape => "retry_$mode", sql => $sql, other_path => $mode eq 'other_path' };
+	# a retry that runs anew (as another role or tenant) does what the first
+	# call did: a nested call, a guarded insert, a rule
+	my $stmt = { shape => "retry_$mode", sql => $sql, other_path => $mode eq 'other_path',
+		nested => $sql =~ /idem_execute\(\$1, 'SELECT 42 AS answer'\)/,
+		rule   => $sql =~ /\b(items_rv|items_nothing|items_upd|items_two|audited)\b/ };
+	if ($sql =~ /INSERT INTO public\.(fz_g_text|fz_g_err) \(event_id, payload\) VALUES \(\$1, 'x'\)/)
+	{
+		my $tbl = $1;
+		if ($args =~ /^, '((?:[^']|'')*)'::text/)
+		{
+			(my $gkey = $1) =~ s/''/'/g;
+			$stmt->{guard} = [ $tbl, $gkey ];
+		}
+	}
 	act_execute(key => $key, statement => $stmt, args => $args);
 	return;
 }
