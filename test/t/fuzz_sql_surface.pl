@@ -42,12 +42,12 @@ $seed = int(time() * 1000) % 1_000_000_000
   if !defined $seed || $seed eq '';
 die "IDEM_FUZZ_SEED must be a non-negative integer\n"
   unless $seed =~ /^\d+$/;
-my $iterations = $ENV{IDEM_FUZZ_ITERATIONS} || 10000;
+my $iterations = $ENV{IDEM_FUZZ_ITERATIONS} || 8000;
 die "IDEM_FUZZ_ITERATIONS must be a positive integer\n"
   unless $iterations =~ /^\d+$/ && $iterations > 0;
 # a slow machine stops early rather than run long (the iterations done are
 # printed: rerun with IDEM_FUZZ_ITERATIONS set to them)
-my $max_seconds = $ENV{IDEM_FUZZ_MAX_SECONDS} || 240;
+my $max_seconds = $ENV{IDEM_FUZZ_MAX_SECONDS} || 180;
 my $repro = "IDEM_FUZZ_SEED=$seed IDEM_FUZZ_ITERATIONS=$iterations";
 diag("fuzz seed $seed, $iterations iterations (reproduce with $repro)");
 
