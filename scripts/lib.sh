@@ -179,7 +179,8 @@ as_postgres() {
     local -a envs=("PATH=$PATH" "LANG=C.UTF-8" "TMPDIR=/tmp")
     local v
     for v in PGHOST PGPORT PGUSER PGDATABASE PG_CONFIG PG_BINDIR \
-             PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT IDEM_PG_DIR; do
+             PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT IDEM_PG_DIR \
+             IDEM_FUZZ_SEED IDEM_FUZZ_ITERATIONS IDEM_FUZZ_MAX_SECONDS; do
         if [[ -n "${!v:-}" ]]; then
             envs+=("$v=${!v}")
         fi
