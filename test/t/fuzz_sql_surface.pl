@@ -106,21 +106,12 @@ my %allowed_sqlstate = (
 	'25P02' => 'in failed SQL transaction (the model predicts these)',
 );
 
-# Known defects of issue 8 that this branch's code still has: each allowance
-# is temporary, names the defect, and is counted.  Fixed on branch harden
-# (9a, 9b, 10; in main since 192d62a): delete an entry once its fix is in
-# the tested code, and the strict check applies again (the end of the run
-# notes an allowance that never matched).  Item 8 (a table argument swapped
-# under a search_path that prints both alike replays) had one until core's
-# fingerprint v2 was merged here.
-my %known_defects = (
-	'issue8-9a-select-into-union' =>
-	  'SELECT ... INTO inside a UNION slips past the statement check and ends in XX000 after running',
-	'issue8-9b-rule-rewritten-dml' =>
-	  'DML on a view rewritten by a DO INSTEAD rule ends in XX000 (SPI_OK_REWRITTEN)',
-	'issue8-10-duplicate-column-names' =>
-	  'a result with two output columns of the same name silently loses one',
-);
+# Known defects the run tolerates, each temporary, named and counted: none
+# now.  Issue 8's items 9a (SELECT ... INTO inside a UNION), 9b
+# (rule-rewritten DML) and 10 (duplicate output column names) had allowances
+# here until their fixes were merged; the checks are strict again.  Add an
+# entry only for a defect that is being fixed, and delete it with the fix.
+my %known_defects = ();
 my %known_seen;
 
 # ---------------------------------------------------------------------------
