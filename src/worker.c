@@ -8,7 +8,9 @@
  * idempotency.purge_interval lists the databases that accept connections
  * and, one at a time, starts a short-lived worker in each.  That worker
  * looks for the extension in its database (and exits at once if it is not
- * there), then deletes expired keys in batches of IDEM_PURGE_BATCH, each
+ * there, still at version 1.0, whose tables this library cannot purge
+ * until ALTER EXTENSION UPDATE, or read-only by default_transaction_read_only),
+ * then deletes expired keys in batches of IDEM_PURGE_BATCH, each
  * batch in a transaction of its own, by calling the extension's own
  * idem_purge as the extension's owner, until a batch comes back short.
  *
@@ -253,17 +255,19 @@ database_wanted(void)
 	return false;
 }
 
-/* The owner and schema of the extension extoid. */
-static void
-extension_owner_schema(Oid extoid, Oid *owner, Oid *schema)
+/*
+ * The owner, schema and version of the extension extoid; false if it is
+ * gone.
+ */
+static bool
+extension_owner_schema(Oid extoid, Oid *owner, Oid *schema, char **version)
 {
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
+	bool		found = false;
 
-	*owner = InvalidOid;
-	*schema = InvalidOid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
@@ -271,52 +275,96 @@ extension_owner_schema(Oid extoid, Oid *owner, Oid *schema)
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
+		Datum		d;
+		bool		isnull;
+
 		*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 		*schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+						 RelationGetDescr(rel), &isnull);
+		*version = isnull ? pstrdup("") : TextDatumGetCString(d);
+		found = true;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Can this library purge the tables of that version of the extension?  Not
+ * those of 1.0: a database where ALTER EXTENSION idempotency UPDATE has not
+ * run yet since the server got this library is left alone (its idem_purge
+ * would fail every pass, as every call there does until the update).
+ */
+static bool
+purgeable_version(const char *version)
+{
+	return strcmp(version, "1.0") != 0;
+}
+
+/* One call of the extension's idem_purge, as the extension's owner. */
+static int64
+purge_as_owner(Oid owner, Oid schema)
+{
+	char	   *sql;
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+	int64		purged;
+
+	sql = psprintf("SELECT %s.idem_purge(%d::pg_catalog.int8)",
+				   quote_identifier(get_namespace_name(schema)),
+				   IDEM_PURGE_BATCH);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgstat_report_activity(STATE_RUNNING, sql);
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute of \"%s\" failed", sql);
+	purged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return purged;
 }
 
 /*
  * One batch, in a transaction of its own: the number of keys deleted, or
- * -1 if the extension is not (or no longer) in this database.
+ * -1 if the extension is not (or no longer) in this database, or this
+ * database cannot be purged now: its extension is at a version this
+ * library cannot purge, or its transactions are read-only
+ * (default_transaction_read_only set on it), which DELETE would fail in.
  */
 static int64
 purge_batch(void)
 {
 	Oid			extoid;
+	Oid			owner;
+	Oid			schema;
+	char	   *version;
+	const char *skip = NULL;
 	int64		purged = -1;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	extoid = get_extension_oid("idempotency", true);
-	if (OidIsValid(extoid))
+	if (OidIsValid(extoid) &&
+		extension_owner_schema(extoid, &owner, &schema, &version))
 	{
-		Oid			owner;
-		Oid			schema;
-		char	   *sql;
-		Oid			save_userid;
-		int			save_sec_context;
-		bool		isnull;
-
-		extension_owner_schema(extoid, &owner, &schema);
-		sql = psprintf("SELECT %s.idem_purge(%d::pg_catalog.int8)",
-					   quote_identifier(get_namespace_name(schema)),
-					   IDEM_PURGE_BATCH);
-		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		pgstat_report_activity(STATE_RUNNING, sql);
-		if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "SPI_execute of \"%s\" failed", sql);
-		purged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		if (SPI_finish() != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed");
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		if (!purgeable_version(version))
+			skip = psprintf("the extension is at version %s (run ALTER EXTENSION idempotency UPDATE)",
+							version);
+		else if (XactReadOnly)
+			skip = "its transactions are read-only (default_transaction_read_only)";
+		else
+			purged = purge_as_owner(owner, schema);
 	}
+	if (skip != NULL)
+		ereport(DEBUG1,
+				(errmsg("idempotency purge skips database \"%s\": %s",
+						get_database_name(MyDatabaseId), skip)));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
