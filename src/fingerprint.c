@@ -39,6 +39,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "miscadmin.h"
@@ -176,7 +177,7 @@ hash_search_path(pg_cryptohash_ctx *ctx)
 			temp_seen = true;
 		}
 		else if (OidIsValid(nsp) && !list_member_oid(seen, nsp) &&
-				 pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) == ACLCHECK_OK)
+				 idem_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) == ACLCHECK_OK)
 		{
 			seen = lappend_oid(seen, nsp);
 			names = lappend(names, name);
