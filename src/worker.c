@@ -15,7 +15,9 @@
  * idem_purge as the extension's owner, until a batch comes back short.
  *
  * So a purge never holds a lock for longer than one small batch: the table
- * lock it takes (ROW EXCLUSIVE) conflicts with no caller, and the rows it
+ * lock it takes (ROW EXCLUSIVE, and never waiting for it: a database whose
+ * keys table someone else has locked is left for the next pass) conflicts
+ * with no caller, and the rows it
  * deletes are expired ones, taken with SKIP LOCKED, so it never waits for a
  * caller renewing a key.  A caller that meets a key at the very moment a
  * batch deletes it waits for that batch's commit, as for any deleter.
@@ -73,6 +75,9 @@ PGDLLEXPORT void idem_purge_worker_main(Datum main_arg);
 
 /* keys deleted per transaction */
 #define IDEM_PURGE_BATCH		500
+
+/* the keys table, in the extension's schema */
+#define KEYS_TABLE				"idempotency_keys"
 
 /* seconds before the postmaster restarts a launcher that exited */
 #define IDEM_LAUNCHER_RESTART	5
@@ -302,6 +307,23 @@ purgeable_version(const char *version)
 	return strcmp(version, "1.0") != 0;
 }
 
+/*
+ * Lock the keys table (in schema) for the purge without waiting.  A purge
+ * must not queue behind CREATE INDEX, REINDEX, VACUUM FULL or LOCK TABLE
+ * on it: the launcher visits the databases one at a time, so that wait
+ * would hold up the purge of every other database too.  False if the lock
+ * is busy (the next pass tries again); true if it is held, or if there is
+ * no such table (idem_purge then says what is wrong).
+ */
+static bool
+keys_table_lockable(Oid schema)
+{
+	Oid			relid = get_relname_relid(KEYS_TABLE, schema);
+
+	return !OidIsValid(relid) ||
+		ConditionalLockRelationOid(relid, RowExclusiveLock);
+}
+
 /* One call of the extension's idem_purge, as the extension's owner. */
 static int64
 purge_as_owner(Oid owner, Oid schema)
@@ -334,8 +356,9 @@ purge_as_owner(Oid owner, Oid schema)
  * One batch, in a transaction of its own: the number of keys deleted, or
  * -1 if the extension is not (or no longer) in this database, or this
  * database cannot be purged now: its extension is at a version this
- * library cannot purge, or its transactions are read-only
- * (default_transaction_read_only set on it), which DELETE would fail in.
+ * library cannot purge, its transactions are read-only
+ * (default_transaction_read_only set on it), which DELETE would fail in,
+ * or its keys table is locked by someone else (keys_table_lockable).
  */
 static int64
 purge_batch(void)
@@ -358,6 +381,8 @@ purge_batch(void)
 							version);
 		else if (XactReadOnly)
 			skip = "its transactions are read-only (default_transaction_read_only)";
+		else if (!keys_table_lockable(schema))
+			skip = "its keys table is locked by another session";
 		else
 			purged = purge_as_owner(owner, schema);
 	}

@@ -7,6 +7,9 @@
 #     EXTENSION UPDATE has not run there yet);
 #   - a database made read-only with default_transaction_read_only.
 # Once updated, or writable again, each is purged as any other.
+# And a database whose keys table another session has locked (CREATE
+# INDEX, REINDEX, VACUUM FULL, LOCK TABLE) is left for the next pass
+# instead of waiting, which held up every other database's purge.
 
 use strict;
 use warnings;
@@ -72,6 +75,39 @@ $node->safe_psql('postgres',
 	'ALTER DATABASE frozen RESET default_transaction_read_only');
 ok($node->poll_query_until('frozen', 'SELECT count(*) = 0 FROM idempotency_keys'),
 	'writable again, it is purged');
+
+# a keys table locked in one database: the others are purged meanwhile
+$node->safe_psql('postgres', 'CREATE DATABASE busy');
+$node->safe_psql('busy', 'CREATE EXTENSION idempotency');
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE EXTENSION idempotency');
+# (busy's keys outlive the moment its table is locked)
+for my $db (qw(busy other))
+{
+	my $ttl = $db eq 'busy' ? 5 : 1;
+	$node->safe_psql($db,
+		qq{SET idempotency.ttl = $ttl; SELECT count(idem_execute('k-' || g, 'SELECT 1')) FROM generate_series(1, 10) g}
+	);
+}
+my $locker = $node->background_psql('busy');
+$locker->query_safe('BEGIN; LOCK TABLE idempotency_keys IN SHARE MODE');
+$deadline = time() + 30;
+sleep(1)
+  while $node->safe_psql('other', 'SELECT count(*) FROM idempotency_keys') ne
+  '0'
+  && time() < $deadline;
+is($node->safe_psql('other', 'SELECT count(*) FROM idempotency_keys'),
+	'0', 'another database is purged while one keys table is locked');
+like(
+	slurp_file($node->logfile, $log_offset),
+	qr/idempotency purge skips database "busy": its keys table is locked/,
+	'the locked one is skipped');
+is($node->safe_psql('busy', 'SELECT count(*) FROM idempotency_keys'),
+	'10', 'the locked keys table keeps its keys');
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok($node->poll_query_until('busy', 'SELECT count(*) = 0 FROM idempotency_keys'),
+	'unlocked, it is purged');
 
 $node->stop;
 done_testing();
