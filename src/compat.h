@@ -38,6 +38,15 @@
 #define idem_table_ownercheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
 #endif
 
+/* pg_namespace_aclcheck became object_aclcheck in 16. */
+#if PG_VERSION_NUM >= 160000
+#define idem_namespace_aclcheck(nspid, roleid, mode) \
+	object_aclcheck(NamespaceRelationId, (nspid), (roleid), (mode))
+#else
+#define idem_namespace_aclcheck(nspid, roleid, mode) \
+	pg_namespace_aclcheck((nspid), (roleid), (mode))
+#endif
+
 /* MERGE arrived in 15, MERGE ... RETURNING in 17. */
 #if PG_VERSION_NUM >= 150000
 #define IDEM_HAVE_MERGE 1

@@ -32,11 +32,12 @@
  * a NULL.  Every part is its length (4 bytes, in the machine's order) and
  * its bytes, so no two requests can hash the same bytes.
  *
- * Version 2 adds the effective search_path (fetch_search_path, without the
- * implicit schemas; the backend's own temporary schema as "pg_temp"): the
- * same statement text resolved against another schema is another request,
- * so a schema-per-tenant application gets its own execution or IK001,
- * never another schema's stored result.  And reg* values are printed with
+ * Version 2 adds the effective search_path (the schemas of search_path that
+ * exist and that the role may use, without the implicit ones; pg_temp as
+ * "pg_temp" wherever it is written: hash_search_path): the same statement
+ * text resolved against another schema is another request, so a
+ * schema-per-tenant application gets its own execution or IK001, never
+ * another schema's stored result.  And reg* values are printed with
  * search_path empty, so 's1.t'::regclass and 's2.t'::regclass never print
  * alike.
  *
@@ -47,11 +48,15 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/varlena.h"
 
 #include "compat.h"
 #include "idempotency.h"
@@ -135,26 +140,73 @@ hash_statement(pg_cryptohash_ctx *ctx, const char *sql,
 		canonical_output_end(nestlevel);
 }
 
-/* The effective search_path: a count, then each schema's name. */
+/*
+ * The effective search_path: a count, then each schema's name.  The
+ * schemas are those of search_path that name resolution uses, in order and
+ * each once, as recomputeNamespacePath() finds them: "$user" and other
+ * names that name an existing schema the role may use; pg_temp (or the
+ * backend's own pg_temp_N) always, as "pg_temp", whether or not this
+ * backend has created its temporary schema yet.
+ *
+ * Not fetch_search_path(): with pg_temp first it creates the temporary
+ * schema (a catalog write on every new session's first call, 42501 for a
+ * role without the TEMP privilege, an error on a hot standby, even for a
+ * replay), and it leaves out a pg_temp written later in the path until a
+ * temporary table exists, so the same request in the same session
+ * fingerprinted differently before and after one.
+ */
 static void
 hash_search_path(pg_cryptohash_ctx *ctx)
 {
-	List	   *path = fetch_search_path(false);
-	uint32		n = list_length(path);
+	char	   *raw = pstrdup(namespace_search_path);
+	List	   *entries;
+	List	   *seen = NIL;
+	List	   *names = NIL;
+	bool		temp_seen = false;
+	uint32		n;
 	ListCell   *lc;
 
-	hash_part(ctx, &n, sizeof(n));
-	foreach(lc, path)
+	if (!SplitIdentifierString(raw, ',', &entries))
+		elog(ERROR, "invalid list syntax in search_path");	/* GUC checked it */
+	foreach(lc, entries)
 	{
-		Oid			nsp = lfirst_oid(lc);
-		char	   *name = isTempNamespace(nsp) ? "pg_temp" :
-			get_namespace_name(nsp);
+		char	   *name = (char *) lfirst(lc);
+		Oid			nsp = InvalidOid;
+		bool		is_temp;
 
+		if (strcmp(name, "$user") == 0)
+			name = GetUserNameFromId(GetUserId(), true);
 		if (name == NULL)
-			name = "";			/* dropped meanwhile: resolves nothing */
-		hash_part(ctx, name, strlen(name));
+			continue;			/* the role is gone: resolves nothing */
+		is_temp = strcmp(name, "pg_temp") == 0;
+		if (!is_temp)
+		{
+			nsp = get_namespace_oid(name, true);
+			is_temp = OidIsValid(nsp) && isTempNamespace(nsp);
+		}
+		if (is_temp)
+		{
+			/* pg_temp, or this backend's pg_temp_N: once, as "pg_temp" */
+			if (!temp_seen)
+				names = lappend(names, "pg_temp");
+			temp_seen = true;
+		}
+		else if (OidIsValid(nsp) && !list_member_oid(seen, nsp) &&
+				 idem_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) == ACLCHECK_OK)
+		{
+			seen = lappend_oid(seen, nsp);
+			names = lappend(names, name);
+		}
 	}
-	list_free(path);
+
+	n = list_length(names);
+	hash_part(ctx, &n, sizeof(n));
+	foreach(lc, names)
+		hash_part(ctx, lfirst(lc), strlen(lfirst(lc)));
+	list_free(names);
+	list_free(seen);
+	list_free(entries);
+	pfree(raw);
 }
 
 /* The fingerprint idem_execute stores (version 2). */

@@ -8,16 +8,19 @@
  * idempotency.purge_interval lists the databases that accept connections
  * and, one at a time, starts a short-lived worker in each.  That worker
  * looks for the extension in its database (and exits at once if it is not
- * there), then deletes expired keys in batches of IDEM_PURGE_BATCH, each
+ * there, still at version 1.0, whose tables this library cannot purge
+ * until ALTER EXTENSION UPDATE, or read-only by default_transaction_read_only),
+ * then deletes expired keys in batches of IDEM_PURGE_BATCH, each
  * batch in a transaction of its own, by calling the extension's own
  * idem_purge as the extension's owner, until a batch comes back short.
  *
  * So a purge never holds a lock for longer than one small batch, and no
- * caller ever waits for one: the table lock it takes (ROW EXCLUSIVE)
- * conflicts with no caller, and the rows it deletes are expired ones, which
- * callers never lock, update or wait for: a new request under an expired
- * key inserts a row of its own (keystore.c).  SKIP LOCKED only keeps two
- * purges from queueing behind each other.
+ * caller ever waits for one: the table lock it takes (ROW EXCLUSIVE, and
+ * never waiting for it: a database whose keys table someone else has locked
+ * is left for the next pass) conflicts with no caller, and the rows it
+ * deletes are expired ones, which callers never lock, update or wait for: a
+ * new request under an expired key inserts a row of its own (keystore.c).
+ * SKIP LOCKED only keeps two purges from queueing behind each other.
  *
  * Anything going wrong in a database (the extension dropped under it, the
  * database dropped) ends that database's worker with an ERROR or FATAL,
@@ -72,6 +75,9 @@ PGDLLEXPORT void idem_purge_worker_main(Datum main_arg);
 
 /* keys deleted per transaction */
 #define IDEM_PURGE_BATCH		500
+
+/* the keys table, in the extension's schema */
+#define KEYS_TABLE				"idempotency_keys"
 
 /* seconds before the postmaster restarts a launcher that exited */
 #define IDEM_LAUNCHER_RESTART	5
@@ -254,17 +260,19 @@ database_wanted(void)
 	return false;
 }
 
-/* The owner and schema of the extension extoid. */
-static void
-extension_owner_schema(Oid extoid, Oid *owner, Oid *schema)
+/*
+ * The owner, schema and version of the extension extoid; false if it is
+ * gone.
+ */
+static bool
+extension_owner_schema(Oid extoid, Oid *owner, Oid *schema, char **version)
 {
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
+	bool		found = false;
 
-	*owner = InvalidOid;
-	*schema = InvalidOid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
@@ -272,52 +280,116 @@ extension_owner_schema(Oid extoid, Oid *owner, Oid *schema)
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
+		Datum		d;
+		bool		isnull;
+
 		*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 		*schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+						 RelationGetDescr(rel), &isnull);
+		*version = isnull ? pstrdup("") : TextDatumGetCString(d);
+		found = true;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Can this library purge the tables of that version of the extension?  Not
+ * those of 1.0: a database where ALTER EXTENSION idempotency UPDATE has not
+ * run yet since the server got this library is left alone (its idem_purge
+ * would fail every pass, as every call there does until the update).
+ */
+static bool
+purgeable_version(const char *version)
+{
+	return strcmp(version, "1.0") != 0;
+}
+
+/*
+ * Lock the keys table (in schema) for the purge without waiting.  A purge
+ * must not queue behind CREATE INDEX, REINDEX, VACUUM FULL or LOCK TABLE
+ * on it: the launcher visits the databases one at a time, so that wait
+ * would hold up the purge of every other database too.  False if the lock
+ * is busy (the next pass tries again); true if it is held, or if there is
+ * no such table (idem_purge then says what is wrong).
+ */
+static bool
+keys_table_lockable(Oid schema)
+{
+	Oid			relid = get_relname_relid(KEYS_TABLE, schema);
+
+	return !OidIsValid(relid) ||
+		ConditionalLockRelationOid(relid, RowExclusiveLock);
+}
+
+/* One call of the extension's idem_purge, as the extension's owner. */
+static int64
+purge_as_owner(Oid owner, Oid schema)
+{
+	char	   *sql;
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+	int64		purged;
+
+	sql = psprintf("SELECT %s.idem_purge(%d::pg_catalog.int8)",
+				   quote_identifier(get_namespace_name(schema)),
+				   IDEM_PURGE_BATCH);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pgstat_report_activity(STATE_RUNNING, sql);
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute of \"%s\" failed", sql);
+	purged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return purged;
 }
 
 /*
  * One batch, in a transaction of its own: the number of keys deleted, or
- * -1 if the extension is not (or no longer) in this database.
+ * -1 if the extension is not (or no longer) in this database, or this
+ * database cannot be purged now: its extension is at a version this
+ * library cannot purge, its transactions are read-only
+ * (default_transaction_read_only set on it), which DELETE would fail in,
+ * or its keys table is locked by someone else (keys_table_lockable).
  */
 static int64
 purge_batch(void)
 {
 	Oid			extoid;
+	Oid			owner;
+	Oid			schema;
+	char	   *version;
+	const char *skip = NULL;
 	int64		purged = -1;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	extoid = get_extension_oid("idempotency", true);
-	if (OidIsValid(extoid))
+	if (OidIsValid(extoid) &&
+		extension_owner_schema(extoid, &owner, &schema, &version))
 	{
-		Oid			owner;
-		Oid			schema;
-		char	   *sql;
-		Oid			save_userid;
-		int			save_sec_context;
-		bool		isnull;
-
-		extension_owner_schema(extoid, &owner, &schema);
-		sql = psprintf("SELECT %s.idem_purge(%d::pg_catalog.int8)",
-					   quote_identifier(get_namespace_name(schema)),
-					   IDEM_PURGE_BATCH);
-		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		pgstat_report_activity(STATE_RUNNING, sql);
-		if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "SPI_execute of \"%s\" failed", sql);
-		purged = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		if (SPI_finish() != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed");
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		if (!purgeable_version(version))
+			skip = psprintf("the extension is at version %s (run ALTER EXTENSION idempotency UPDATE)",
+							version);
+		else if (XactReadOnly)
+			skip = "its transactions are read-only (default_transaction_read_only)";
+		else if (!keys_table_lockable(schema))
+			skip = "its keys table is locked by another session";
+		else
+			purged = purge_as_owner(owner, schema);
 	}
+	if (skip != NULL)
+		ereport(DEBUG1,
+				(errmsg("idempotency purge skips database \"%s\": %s",
+						get_database_name(MyDatabaseId), skip)));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
