@@ -269,24 +269,44 @@ static RunningKey *running_keys = NULL;
 static const char *const other_request =
 "The statement text, its arguments or the search_path differ from those first run under this key.";
 
-static void
-check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
+static RunningKey *
+find_running(const KeyScope *scope, const char *key)
 {
 	RunningKey *running;
 
 	for (running = running_keys; running != NULL; running = running->outer)
 	{
-		if (strcmp(running->key, key) != 0 || !scope_equal(running->scope, scope))
-			continue;
-		if (VARSIZE(running->fingerprint) != VARSIZE(fingerprint) ||
-			memcmp(running->fingerprint, fingerprint, VARSIZE(fingerprint)) != 0)
-			raise_key_reused(key, other_request);
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("idempotency key \"%s\" is already running in this transaction",
-						key),
-				 errdetail("The statement run under this key called idem_execute with the same key.")));
+		if (strcmp(running->key, key) == 0 && scope_equal(running->scope, scope))
+			return running;
 	}
+	return NULL;
+}
+
+/*
+ * Is idem_execute running a statement under this key in this backend?
+ * idem_begin asks: the key is idem_execute's, so another request.
+ */
+bool
+execute_key_running(const KeyScope *scope, const char *key)
+{
+	return find_running(scope, key) != NULL;
+}
+
+static void
+check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
+{
+	RunningKey *running = find_running(scope, key);
+
+	if (running == NULL)
+		return;
+	if (VARSIZE(running->fingerprint) != VARSIZE(fingerprint) ||
+		memcmp(running->fingerprint, fingerprint, VARSIZE(fingerprint)) != 0)
+		raise_key_reused(key, other_request);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("idempotency key \"%s\" is already running in this transaction",
+					key),
+			 errdetail("The statement run under this key called idem_execute with the same key.")));
 }
 
 Datum

@@ -188,6 +188,13 @@ idem_begin(PG_FUNCTION_ARGS)
 
 	scope_of_role(&scope);
 
+	/*
+	 * idem_execute is running a statement under this key (the statement
+	 * called idem_begin): the key is idem_execute's, another request.
+	 */
+	if (execute_key_running(&scope, key))
+		raise_key_reused(key, "idem_execute is running a statement under this key.");
+
 	/* begun and not finished here: still this transaction's */
 	bk = find_begun(&scope, key);
 	if (bk != NULL && bk->finish_level == 0)
@@ -204,8 +211,10 @@ idem_begin(PG_FUNCTION_ARGS)
 	{
 		if (!fingerprint_request_matches(probe.fingerprint, fingerprint))
 			raise_key_reused(key, "The key was stored by idem_execute, or by idem_begin with another request.");
-		if (probe.result == NULL)
-			elog(ERROR, "idempotency key \"%s\" has no stored response", key);
+		if (probe.result == NULL)	/* only a hand-edited keys table */
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("idempotency key \"%s\" has no stored response", key)));
 		idem_stats_count(IDEM_STAT_REPLAYED, 1);
 		PG_RETURN_JSONB_P(probe.result);
 	}

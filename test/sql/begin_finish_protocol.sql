@@ -136,6 +136,15 @@ SELECT idem_forget('bfp-4') AS forgotten;
 SELECT idem_begin('bfp-4') IS NULL AS claimable_again;
 \echo :LAST_ERROR_SQLSTATE
 
+-- idem_begin of a key idem_execute is running (its statement calls
+-- idem_begin): the key is idem_execute's, another request: IK001 at once,
+-- nothing stored, where it used to claim the key and fail later at finish
+BEGIN;
+SELECT idem_execute('bfp-nested', 'SELECT idem_begin(''bfp-nested'') AS b');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT count(*) AS nested_rows FROM idempotency_keys WHERE key = 'bfp-nested';
+
 SELECT count(*) FILTER (WHERE idem_forget(k)) AS forgotten
   FROM (VALUES ('bfp-1'), ('bfp-x')) AS v(k);
 DROP TABLE bfp_orders;
