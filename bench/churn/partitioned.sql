@@ -30,7 +30,11 @@ DECLARE
     lo    timestamptz := t0 - interval '1 hour';
     k     int := 0;
 BEGIN
-    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY x.ord) INTO pk
+    -- the keys table's primary key, with the partition key added unless
+    -- it is in it already (1.1's primary key ends with expires_at)
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY x.ord)
+           || CASE WHEN bool_or(a.attname = 'expires_at') THEN '' ELSE ', expires_at' END
+      INTO pk
       FROM pg_index i
       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS x(attnum, ord)
       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = x.attnum
@@ -41,7 +45,7 @@ BEGIN
     CREATE TABLE part_bounds (part regclass PRIMARY KEY, upper_bound timestamptz NOT NULL);
     EXECUTE 'CREATE TABLE part_keys (LIKE idempotency_keys INCLUDING DEFAULTS)
              PARTITION BY RANGE (expires_at)';
-    EXECUTE format('ALTER TABLE part_keys ADD PRIMARY KEY (%s, expires_at)', pk);
+    EXECUTE format('ALTER TABLE part_keys ADD PRIMARY KEY (%s)', pk);
     WHILE lo < t0 + interval '2 hours' + ttl + width LOOP
         EXECUTE format('CREATE TABLE %I PARTITION OF part_keys FOR VALUES FROM (%L) TO (%L)',
                        'part_keys_' || k, lo, lo + width);
