@@ -54,8 +54,11 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/syscache.h"
 #include "utils/varlena.h"
 
 #include "compat.h"
@@ -155,15 +158,14 @@ hash_statement(pg_cryptohash_ctx *ctx, const char *sql,
  * temporary table exists, so the same request in the same session
  * fingerprinted differently before and after one.
  */
-static void
-hash_search_path(pg_cryptohash_ctx *ctx)
+static List *
+search_path_schemas(void)
 {
 	char	   *raw = pstrdup(namespace_search_path);
 	List	   *entries;
 	List	   *seen = NIL;
 	List	   *names = NIL;
 	bool		temp_seen = false;
-	uint32		n;
 	ListCell   *lc;
 
 	if (!SplitIdentifierString(raw, ',', &entries))
@@ -188,25 +190,83 @@ hash_search_path(pg_cryptohash_ctx *ctx)
 		{
 			/* pg_temp, or this backend's pg_temp_N: once, as "pg_temp" */
 			if (!temp_seen)
-				names = lappend(names, "pg_temp");
+				names = lappend(names, pstrdup("pg_temp"));
 			temp_seen = true;
 		}
 		else if (OidIsValid(nsp) && !list_member_oid(seen, nsp) &&
 				 idem_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) == ACLCHECK_OK)
 		{
 			seen = lappend_oid(seen, nsp);
-			names = lappend(names, name);
+			names = lappend(names, pstrdup(name));
 		}
 	}
-
-	n = list_length(names);
-	hash_part(ctx, &n, sizeof(n));
-	foreach(lc, names)
-		hash_part(ctx, lfirst(lc), strlen(lfirst(lc)));
-	list_free(names);
 	list_free(seen);
 	list_free(entries);
 	pfree(raw);
+	return names;
+}
+
+/*
+ * The schemas of search_path_schemas(), kept between calls: they depend
+ * only on the search_path setting, the current role and the catalogs
+ * (schemas and their privileges, role names for "$user", role memberships
+ * for USAGE), so a replay need not look them up again every time.  Any
+ * change to those catalogs empties the cache.
+ */
+static MemoryContext search_path_cxt = NULL;
+static bool search_path_valid = false;
+static char *search_path_setting = NULL;
+static Oid	search_path_user = InvalidOid;
+static List *search_path_names = NIL;
+
+static void
+search_path_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	search_path_valid = false;
+}
+
+void
+fingerprint_init(void)
+{
+	CacheRegisterSyscacheCallback(NAMESPACEOID, search_path_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, search_path_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, search_path_invalidate, (Datum) 0);
+}
+
+static void
+hash_search_path(pg_cryptohash_ctx *ctx)
+{
+	uint32		n;
+	ListCell   *lc;
+
+	if (!search_path_valid || search_path_user != GetUserId() ||
+		strcmp(search_path_setting, namespace_search_path) != 0)
+	{
+		List	   *names;
+		MemoryContext oldcxt;
+
+		if (search_path_cxt == NULL)
+			search_path_cxt = AllocSetContextCreate(TopMemoryContext,
+													"idempotency search_path",
+													ALLOCSET_SMALL_SIZES);
+		/* valid from here: an invalidation during the lookups clears it */
+		search_path_valid = true;
+		names = search_path_schemas();
+		MemoryContextReset(search_path_cxt);
+		oldcxt = MemoryContextSwitchTo(search_path_cxt);
+		search_path_names = NIL;
+		foreach(lc, names)
+			search_path_names = lappend(search_path_names, pstrdup(lfirst(lc)));
+		search_path_setting = pstrdup(namespace_search_path);
+		MemoryContextSwitchTo(oldcxt);
+		search_path_user = GetUserId();
+		list_free_deep(names);
+	}
+
+	n = list_length(search_path_names);
+	hash_part(ctx, &n, sizeof(n));
+	foreach(lc, search_path_names)
+		hash_part(ctx, lfirst(lc), strlen(lfirst(lc)));
 }
 
 /* The fingerprint idem_execute stores (version 2). */

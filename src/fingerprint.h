@@ -22,6 +22,7 @@
 #define IDEM_FINGERPRINT_REQUEST	0x03	/* idem_begin */
 #define IDEM_FINGERPRINT_DIGEST_LEN	16	/* of SHA-256, after the 0x02/0x03 */
 
+extern void fingerprint_init(void);
 extern bytea *idem_fingerprint(const char *sql, const RequestArgs *args);
 extern bool fingerprint_statement_matches(bytea *stored, bytea *current,
 										  const char *sql,

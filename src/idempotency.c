@@ -33,6 +33,7 @@ _PG_init(void)
 	idem_settings_init();
 	keystore_init();
 	execute_init();
+	fingerprint_init();
 	request_init();
 	idem_stats_init();
 }
