@@ -58,13 +58,18 @@
 #define KEYS_TABLE_NAME "idempotency_keys"
 #define GUARDS_TABLE_NAME "idempotency_guards"
 
+/* more indexes than this on the keys table: keystore_insert_result uses SQL */
+#define KEYS_MAX_INDEXES 4
+
 /* The extension's own statements, prepared once per backend. */
 typedef enum KeyStatement
 {
 	KS_INSERT_RESULT,
 	KS_LOOKUP,
 	KS_FORGET,
-	KS_PURGE,
+	KS_PURGE_EXPIRED,
+	KS_DROPPED_OWNERS,
+	KS_PURGE_OWNER,
 	KS_FORGET_SCOPE,
 	KS_SCOPE_HAS_KEYS,
 	KS_GUARD_OF_TABLE,
@@ -113,26 +118,46 @@ static const KeyStatementDef key_statements[KS_NUM_STATEMENTS] = {
 	},
 
 	/*
-	 * Expired keys, and keys of roles that no longer exist: a later role
-	 * given the same OID must not inherit them (see scope.c).  SKIP LOCKED:
-	 * two purges at once split the work instead of queueing.
+	 * A batch of expired keys, read through the index on expires_at: the
+	 * ORDER BY keeps the planner on it, whatever share of the table has
+	 * expired, so a batch reads its own keys and not the live ones.  SKIP
+	 * LOCKED: two purges at once split the work instead of queueing.
 	 */
+	[KS_PURGE_EXPIRED] = {
+		"DELETE FROM @keys@ WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+		" SELECT k.ctid FROM @keys@ k WHERE k." KEY_EXPIRED_SQL
+		" ORDER BY k.expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))",
+		1, {INT8OID}
+	},
+
 	/*
-	 * From block $2 on (a TID range scan), so that the batches of one purge
-	 * pass read the table once between them rather than each from its start
-	 * (see keystore_purge); RETURNING says where this batch stopped.
+	 * Owners of keys that are no longer roles: a later role given the same
+	 * OID must not inherit their keys (see scope.c).  A skip scan of the
+	 * primary key, one probe per owner, instead of a read of every key.
 	 */
-	[KS_PURGE] = {
+	[KS_DROPPED_OWNERS] = {
+		"WITH RECURSIVE o(owner) AS ("
+		" SELECT (SELECT k.owner::pg_catalog.oid FROM @keys@ k"
+		" WHERE k.owner::pg_catalog.oid OPERATOR(pg_catalog.>) 0::pg_catalog.oid"
+		" ORDER BY k.owner LIMIT 1)"
+		" UNION ALL"
+		" SELECT (SELECT k.owner::pg_catalog.oid FROM @keys@ k"
+		" WHERE k.owner::pg_catalog.oid OPERATOR(pg_catalog.>) o.owner"
+		" ORDER BY k.owner LIMIT 1)"
+		" FROM o WHERE o.owner IS NOT NULL)"
+		" SELECT o.owner FROM o WHERE o.owner IS NOT NULL AND NOT EXISTS ("
+		" SELECT FROM pg_catalog.pg_roles r"
+		" WHERE r.oid OPERATOR(pg_catalog.=) o.owner)",
+		0, {InvalidOid}
+	},
+
+	/* a batch of one such owner's keys, through the primary key */
+	[KS_PURGE_OWNER] = {
 		"DELETE FROM @keys@ WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
 		" SELECT k.ctid FROM @keys@ k"
-		" WHERE k.ctid OPERATOR(pg_catalog.>=) $2"
-		" AND (k." KEY_EXPIRED_SQL
-		" OR (k.owner OPERATOR(pg_catalog.<>) 0::pg_catalog.oid AND NOT EXISTS ("
-		" SELECT FROM pg_catalog.pg_roles r"
-		" WHERE r.oid OPERATOR(pg_catalog.=) k.owner)))"
-		" LIMIT $1 FOR UPDATE SKIP LOCKED))"
-		" RETURNING ctid",
-		2, {INT8OID, TIDOID}
+		" WHERE k.owner OPERATOR(pg_catalog.=) $2"
+		" ORDER BY k.owner, k.scope, k.key LIMIT $1 FOR UPDATE SKIP LOCKED))",
+		2, {INT8OID, OIDOID}
 	},
 	[KS_FORGET_SCOPE] = {
 		"DELETE FROM @keys@ WHERE owner OPERATOR(pg_catalog.=) $1"
@@ -508,15 +533,45 @@ run_result_statement(KeyStore *ks, KeyStatement which, const KeyScope *scope,
 	run_as_owner(ks, which, values, nulls, expected_rc);
 }
 
-/* Is the table's primary key its only index? */
+/*
+ * Open the table's indexes for keystore_insert_result, if each is one it
+ * can fill by itself: plain columns, no predicate, no exclusion constraint,
+ * checked at once if unique.  Those the extension makes (the primary key,
+ * the one on expires_at) all are.  False, with nothing left open, if not.
+ */
 static bool
-only_primary_key(Relation rel)
+open_plain_indexes(Relation rel, Relation *indexes, IndexInfo **infos,
+				   int *nindexes)
 {
-	List	   *indexes = RelationGetIndexList(rel);
-	bool		only = list_length(indexes) == 1;
+	List	   *oids = RelationGetIndexList(rel);
+	ListCell   *lc;
+	int			n = 0;
+	bool		plain = list_length(oids) <= KEYS_MAX_INDEXES;
 
-	list_free(indexes);
-	return only;
+	foreach(lc, oids)
+	{
+		Relation	index;
+		IndexInfo  *info;
+
+		if (!plain)
+			break;
+		index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		info = BuildIndexInfo(index);
+		indexes[n] = index;
+		infos[n] = info;
+		n++;
+		plain = info->ii_Expressions == NIL && info->ii_Predicate == NIL &&
+			info->ii_ExclusionOps == NULL && index->rd_index->indimmediate &&
+			index->rd_index->indisready;
+	}
+	list_free(oids);
+	if (!plain)
+	{
+		while (n > 0)
+			index_close(indexes[--n], RowExclusiveLock);
+	}
+	*nindexes = n;
+	return plain;
 }
 
 /*
@@ -527,8 +582,9 @@ only_primary_key(Relation rel)
  * primary key, as CatalogTupleInsert does for catalogs.  The unique check
  * still runs (UNIQUE_CHECK_YES), on (owner, scope, key, expires_at): an
  * expired row of the key, whoever is deleting it, never conflicts with the
- * new one, which expires later.  That maintains the primary key only: if someone gave the table another
- * index (on expires_at, say, for idem_purge) or a trigger, the row goes in
+ * new one, which expires later.  The index on expires_at (the purge's) is
+ * filled the same way.  If someone gave the table a trigger or an index
+ * this cannot fill (an expression or partial index, say), the row goes in
  * through an ordinary INSERT instead.  No policy applies to the owner.
  */
 void
@@ -537,23 +593,22 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 					   Jsonb *result)
 {
 	Relation	rel;
-	Relation	index;
-	IndexInfo  *index_info;
+	Relation	indexes[KEYS_MAX_INDEXES];
+	IndexInfo  *infos[KEYS_MAX_INDEXES];
+	int			nindexes;
+	int			i;
 	TupleTableSlot *slot;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	Datum		index_values[INDEX_MAX_KEYS];
-	bool		index_nulls[INDEX_MAX_KEYS] = {false};
 
 	rel = table_open(ks->relid, RowExclusiveLock);
-	if (rel->trigdesc != NULL || !only_primary_key(rel))
+	if (rel->trigdesc != NULL ||
+		!open_plain_indexes(rel, indexes, infos, &nindexes))
 	{
 		table_close(rel, NoLock);
 		run_result_statement(ks, KS_INSERT_RESULT, scope, key, fingerprint,
 							 ttl, command, result, SPI_OK_INSERT);
 		return;
 	}
-	index = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
-	index_info = BuildIndexInfo(index);
 
 	slot = table_slot_create(rel, NULL);
 	ExecClearTuple(slot);
@@ -576,15 +631,21 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
 
-	index_values[0] = slot->tts_values[Anum_keys_owner - 1];
-	index_values[1] = slot->tts_values[Anum_keys_scope - 1];
-	index_values[2] = slot->tts_values[Anum_keys_key - 1];
-	index_values[3] = slot->tts_values[Anum_keys_expires_at - 1];
-	index_insert(index, index_values, index_nulls, &slot->tts_tid, rel,
-				 UNIQUE_CHECK_YES, false, index_info);
+	/* as CatalogIndexInsert: plain columns need no executor state */
+	for (i = 0; i < nindexes; i++)
+	{
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+
+		FormIndexDatum(infos[i], slot, NULL, values, isnull);
+		index_insert(indexes[i], values, isnull, &slot->tts_tid, rel,
+					 indexes[i]->rd_index->indisunique ?
+					 UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, infos[i]);
+		index_close(indexes[i], NoLock);
+	}
 
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, NoLock);
 	table_close(rel, NoLock);
 }
 
@@ -629,54 +690,49 @@ keystore_forget(KeyStore *ks, const KeyScope *scope, const char *key)
 
 /*
  * Delete at most max_rows expired keys and keys of dropped roles (all of
- * them if max_rows < 0).
+ * them if max_rows < 0).  Each statement reads an index, never the whole
+ * table: the cost of a batch follows the keys it deletes, not the number
+ * of live keys.
  */
 int64
 keystore_purge(KeyStore *ks, int64 max_rows)
 {
-	static Oid	resume_relid = InvalidOid;
-	static BlockNumber resume_block = 0;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	ItemPointerData start;
-	uint64		processed;
+	int64		purged;
+	Oid		   *owners;
+	uint64		nowners;
 	uint64		i;
-
-	/*
-	 * Each batch starts in the block where the previous batch of this
-	 * backend stopped: without it every batch of a pass scanned the table
-	 * from block 0 past the keys it had just deleted, so a pass cost the
-	 * table's size times its batches and the worker fell behind a busy
-	 * writer.  A batch that comes back short has reached the end: the next
-	 * one starts from the beginning again.  An unlimited purge reads it all.
-	 */
-	if (ks->relid != resume_relid || max_rows < 0)
-		resume_block = 0;
-	resume_relid = ks->relid;
-	ItemPointerSet(&start, resume_block, FirstOffsetNumber);
 
 	values[0] = Int64GetDatum(max_rows);
 	if (max_rows < 0)
 		nulls[0] = 'n';			/* LIMIT NULL: no limit */
-	values[1] = PointerGetDatum(&start);
-	run_as_owner(ks, KS_PURGE, values, nulls, SPI_OK_DELETE_RETURNING);
-	processed = SPI_processed;
+	run_as_owner(ks, KS_PURGE_EXPIRED, values, nulls, SPI_OK_DELETE);
+	purged = (int64) SPI_processed;
+	if (max_rows >= 0 && purged >= max_rows)
+		return purged;
 
-	resume_block = 0;
-	if (max_rows >= 0 && processed >= (uint64) max_rows)
+	run_as_owner(ks, KS_DROPPED_OWNERS, NULL, NULL, SPI_OK_SELECT);
+	nowners = SPI_processed;
+	owners = palloc(sizeof(Oid) * Max(nowners, 1));
+	for (i = 0; i < nowners; i++)
 	{
-		for (i = 0; i < processed; i++)
-		{
-			bool		isnull;
-			ItemPointer tid;
+		bool		isnull;
 
-			tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
-													SPI_tuptable->tupdesc,
-													1, &isnull));
-			resume_block = Max(resume_block, ItemPointerGetBlockNumber(tid));
-		}
+		owners[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc,
+												   1, &isnull));
 	}
-	return (int64) processed;
+	for (i = 0; i < nowners && (max_rows < 0 || purged < max_rows); i++)
+	{
+		if (max_rows >= 0)
+			values[0] = Int64GetDatum(max_rows - purged);
+		values[1] = ObjectIdGetDatum(owners[i]);
+		run_as_owner(ks, KS_PURGE_OWNER, values, nulls, SPI_OK_DELETE);
+		purged += (int64) SPI_processed;
+	}
+	pfree(owners);
+	return purged;
 }
 
 /* Delete every key of a scope, live or not; returns how many. */
