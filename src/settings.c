@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
 
@@ -22,6 +23,7 @@ int			idem_max_key_length = 255;
 int			idem_max_result_size = 1024 * 1024;
 bool		idem_wait = true;
 char	   *idem_tenant = NULL;
+int			idem_stats_max_databases = 1024;
 
 /*
  * Longest key allowed.  The primary key's btree must fit scope and key in a
@@ -108,6 +110,25 @@ idem_settings_init(void)
 							   PGC_USERSET,
 							   0,
 							   check_tenant, NULL, NULL);
+
+	/*
+	 * Read by stats.c to size its shared memory, hence PGC_POSTMASTER.  A
+	 * PGC_POSTMASTER setting can only be defined by a preloaded library
+	 * (later it is a FATAL error); loaded any other way there are no
+	 * counters, and the setting is defined PGC_SIGHUP, so that a
+	 * postgresql.conf naming it is no error there.
+	 */
+	DefineCustomIntVariable("idempotency.stats_max_databases",
+							"Most databases idempotency_stats counts at a time.",
+							"Each counted database holds an entry in shared memory, sized at server start; a dropped database gives its entry back.",
+							&idem_stats_max_databases,
+							1024,
+							1,
+							IDEM_STATS_MAX_DATABASES_LIMIT,
+							process_shared_preload_libraries_in_progress ?
+							PGC_POSTMASTER : PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 	defining_settings = false;
 
 	MarkGUCPrefixReserved("idempotency");

@@ -10,12 +10,27 @@
  * 'idempotency'; loaded any other way, counting is a no-op and the view
  * shows the counters as NULL.
  *
- * Each database gets one entry of a fixed array, claimed on its first
- * counted event by a compare-and-swap of the entry's database OID, so no
- * lock is ever taken: a backend finds its database's entry once and keeps a
- * pointer to it (a backend never changes database), and from then on every
- * count is one atomic add.  Entries are never given back: at most
- * IDEM_STATS_MAX_DATABASES databases are counted per server run.
+ * Each database gets one entry of a fixed array of
+ * idempotency.stats_max_databases entries, claimed on its first counted
+ * event (or its first reading of the view).  A backend finds its database's
+ * entry once and keeps a pointer to it (a backend never changes database),
+ * and from then on every count is one atomic add: the hot path takes no
+ * lock.  Only claiming an entry takes the array's LWLock.
+ *
+ * A dropped database gives its entry back: the DROP DATABASE hook notes the
+ * database, and the commit of that transaction frees its entry (an aborted
+ * drop keeps it).  By then no backend is connected to the database (DROP
+ * DATABASE refuses while one is, and its lock keeps new ones out until the
+ * commit is over), so no pointer to the entry is left.  The next database
+ * to claim the entry starts at zero with a fresh stats_reset, even one
+ * that reuses the dropped database's OID after an OID wraparound: freeing at
+ * the drop, rather than checking pg_database for dead OIDs when the array
+ * is full, is what tells that database from the dropped one.
+ *
+ * When every entry is held by a live database, a database without one is
+ * not counted (its counters read NULL) until an entry is given back: each
+ * count of its backends reads the shared number of entries freed so far,
+ * and tries to claim one again when that number has moved.
  *
  * The view's other columns are read from the keys table when it is
  * queried: an exact count of live and expired keys for a small table, an
@@ -28,6 +43,9 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -46,8 +64,6 @@
 PG_FUNCTION_INFO_V1(idem_stats);
 PG_FUNCTION_INFO_V1(idem_stats_reset);
 
-#define IDEM_STATS_MAX_DATABASES	1024
-
 /*
  * A keys table of at most this many pages is counted exactly; a larger one
  * from a sample of about this many pages.
@@ -63,19 +79,39 @@ typedef struct IdemStatsEntry
 
 typedef struct IdemStatsShared
 {
-	IdemStatsEntry entries[IDEM_STATS_MAX_DATABASES];
+	LWLock	   *lock;			/* held to claim or free an entry */
+	pg_atomic_uint32 frees;		/* entries freed since the server started */
+	int			nentries;		/* idempotency.stats_max_databases */
+	IdemStatsEntry entries[FLEXIBLE_ARRAY_MEMBER];
 } IdemStatsShared;
+
+#define STATS_LOCK_TRANCHE	"idempotency stats"
 
 static IdemStatsShared *stats_shared = NULL;
 
-/* this backend's entry, once looked up (or found missing: none was free) */
+/*
+ * This backend's entry, once claimed; or, when none was free, how many
+ * entries had been freed then (a count that moves means: try again).
+ */
 static IdemStatsEntry *my_entry = NULL;
 static bool my_entry_missing = false;
+static uint32 my_entry_missing_frees = 0;
+
+/* the database this transaction drops, if it does */
+static Oid	dropping_database = InvalidOid;
 
 #ifdef IDEM_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
+
+static Size
+stats_shmem_size(void)
+{
+	return add_size(offsetof(IdemStatsShared, entries),
+					mul_size(idem_stats_max_databases, sizeof(IdemStatsEntry)));
+}
 
 static void
 stats_shmem_request(void)
@@ -84,7 +120,8 @@ stats_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 #endif
-	RequestAddinShmemSpace(MAXALIGN(sizeof(IdemStatsShared)));
+	RequestAddinShmemSpace(MAXALIGN(stats_shmem_size()));
+	RequestNamedLWLockTranche(STATS_LOCK_TRANCHE, 1);
 }
 
 static void
@@ -96,7 +133,7 @@ stats_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	stats_shared = ShmemInitStruct("idempotency stats", sizeof(IdemStatsShared),
+	stats_shared = ShmemInitStruct("idempotency stats", stats_shmem_size(),
 								   &found);
 	if (!found)
 	{
@@ -104,7 +141,10 @@ stats_shmem_startup(void)
 		int			i;
 		int			j;
 
-		for (i = 0; i < IDEM_STATS_MAX_DATABASES; i++)
+		stats_shared->lock = &(GetNamedLWLockTranche(STATS_LOCK_TRANCHE))->lock;
+		pg_atomic_init_u32(&stats_shared->frees, 0);
+		stats_shared->nentries = idem_stats_max_databases;
+		for (i = 0; i < stats_shared->nentries; i++)
 		{
 			IdemStatsEntry *e = &stats_shared->entries[i];
 
@@ -117,7 +157,66 @@ stats_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Set up the shared memory; only while shared_preload_libraries loads us. */
+/* Free the entry of a dropped database, if it has one. */
+static void
+stats_free(Oid dbid)
+{
+	int			i;
+
+	if (stats_shared == NULL)
+		return;
+	LWLockAcquire(stats_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < stats_shared->nentries; i++)
+	{
+		IdemStatsEntry *e = &stats_shared->entries[i];
+
+		if (pg_atomic_read_u32(&e->dbid) == dbid)
+		{
+			pg_atomic_write_u32(&e->dbid, InvalidOid);
+			pg_atomic_fetch_add_u32(&stats_shared->frees, 1);
+			break;
+		}
+	}
+	LWLockRelease(stats_shared->lock);
+}
+
+/* DROP DATABASE: note the database, whose entry goes at commit. */
+static void
+stats_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == DatabaseRelationId)
+		dropping_database = objectId;
+}
+
+static void
+stats_xact_callback(XactEvent event, void *arg)
+{
+	if (!OidIsValid(dropping_database))
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			stats_free(dropping_database);
+			dropping_database = InvalidOid;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			dropping_database = InvalidOid;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Set up the shared memory and the hooks that free a dropped database's
+ * entry; only while shared_preload_libraries loads us.
+ */
 void
 idem_stats_init(void)
 {
@@ -131,61 +230,99 @@ idem_stats_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = stats_shmem_startup;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = stats_object_access;
+	RegisterXactCallback(stats_xact_callback, NULL);
 }
 
-/*
- * The entry of database dbid, claimed if it has none yet; NULL without the
- * preload, or when every entry is taken.
- */
+/* The entry of database dbid, or NULL; takes no lock. */
 static IdemStatsEntry *
-stats_entry_of(Oid dbid, bool claim)
+stats_find(Oid dbid)
 {
 	int			i;
 
-	if (stats_shared == NULL || !OidIsValid(dbid))
-		return NULL;
-	for (i = 0; i < IDEM_STATS_MAX_DATABASES; i++)
+	for (i = 0; i < stats_shared->nentries; i++)
 	{
 		IdemStatsEntry *e = &stats_shared->entries[i];
-		uint32		owner = pg_atomic_read_u32(&e->dbid);
 
-		if (owner == dbid)
-			return e;
-		if (owner != InvalidOid)
-			continue;
-		if (!claim)
-			return NULL;		/* entries are claimed in order */
-		if (pg_atomic_compare_exchange_u32(&e->dbid, &owner, dbid))
+		if (pg_atomic_read_u32(&e->dbid) == dbid)
 		{
-			pg_atomic_write_u64(&e->reset_time, (uint64) GetCurrentTimestamp());
+			pg_read_barrier();	/* see the counters its claim zeroed */
 			return e;
 		}
-		if (owner == dbid)
-			return e;			/* another backend of ours claimed it */
-	}
-	if (claim && !my_entry_missing)
-	{
-		my_entry_missing = true;
-		ereport(LOG,
-				(errmsg("idempotency statistics are full: database %u is not counted", dbid),
-				 errdetail("At most %d databases are counted between server restarts.",
-						   IDEM_STATS_MAX_DATABASES)));
 	}
 	return NULL;
+}
+
+/*
+ * The entry of database dbid, claimed if it has none yet: zeroed, with
+ * stats_reset now.  NULL when every entry is taken.
+ */
+static IdemStatsEntry *
+stats_claim(Oid dbid)
+{
+	IdemStatsEntry *e = stats_find(dbid);
+	int			i;
+	int			j;
+
+	if (e != NULL)
+		return e;
+	LWLockAcquire(stats_shared->lock, LW_EXCLUSIVE);
+	e = stats_find(dbid);		/* another backend of ours claimed it */
+	for (i = 0; e == NULL && i < stats_shared->nentries; i++)
+	{
+		IdemStatsEntry *slot = &stats_shared->entries[i];
+
+		if (pg_atomic_read_u32(&slot->dbid) != InvalidOid)
+			continue;
+		for (j = 0; j < IDEM_STAT_COUNT; j++)
+			pg_atomic_write_u64(&slot->counters[j], 0);
+		pg_atomic_write_u64(&slot->reset_time, (uint64) GetCurrentTimestamp());
+		pg_write_barrier();		/* zeroed before anyone finds it */
+		pg_atomic_write_u32(&slot->dbid, dbid);
+		e = slot;
+	}
+	LWLockRelease(stats_shared->lock);
+	return e;
+}
+
+/*
+ * Point my_entry at the current database's entry, claiming one if needed;
+ * false without the preload, or while every entry is taken.
+ */
+static bool
+stats_attach(void)
+{
+	uint32		frees;
+
+	if (my_entry != NULL)
+		return true;
+	if (stats_shared == NULL || !OidIsValid(MyDatabaseId))
+		return false;
+	frees = pg_atomic_read_u32(&stats_shared->frees);
+	if (my_entry_missing && frees == my_entry_missing_frees)
+		return false;			/* still full */
+	my_entry = stats_claim(MyDatabaseId);
+	if (my_entry != NULL)
+		return true;
+	if (!my_entry_missing)
+		ereport(LOG,
+				(errmsg("idempotency statistics are full: database %u is not counted",
+						MyDatabaseId),
+				 errdetail("Every one of the %d entries (idempotency.stats_max_databases) is held by a database that exists.",
+						   stats_shared->nentries),
+				 errhint("Raise idempotency.stats_max_databases and restart the server, or drop unused databases.")));
+	my_entry_missing = true;
+	my_entry_missing_frees = frees;
+	return false;
 }
 
 /* Count n events of one kind in the current database; cheap. */
 void
 idem_stats_count(IdemStat which, uint64 n)
 {
-	if (unlikely(my_entry == NULL))
-	{
-		if (stats_shared == NULL || my_entry_missing)
-			return;
-		my_entry = stats_entry_of(MyDatabaseId, true);
-		if (my_entry == NULL)
-			return;
-	}
+	if (unlikely(my_entry == NULL) && !stats_attach())
+		return;
 	pg_atomic_fetch_add_u64(&my_entry->counters[which], n);
 }
 
@@ -283,7 +420,8 @@ stats_key_counts(Oid fn_oid, int64 *live, int64 *expired, int64 *bytes)
 
 /*
  * idem_stats() RETURNS SETOF record: one row, for the current database.
- * The counters and stats_reset are NULL without the preload.
+ * The counters and stats_reset are NULL without the preload, and while the
+ * database has no entry because every entry is taken.
  */
 Datum
 idem_stats(PG_FUNCTION_ARGS)
@@ -311,7 +449,7 @@ idem_stats(PG_FUNCTION_ARGS)
 	{
 		Datum		values[STATS_NCOLS];
 		bool		nulls[STATS_NCOLS];
-		IdemStatsEntry *e = stats_entry_of(MyDatabaseId, false);
+		IdemStatsEntry *e = stats_attach() ? my_entry : NULL;
 		int64		live;
 		int64		expired;
 		int64		bytes;
@@ -322,12 +460,12 @@ idem_stats(PG_FUNCTION_ARGS)
 		{
 			int64		v;
 
-			if (stats_shared == NULL)
+			if (e == NULL)
 			{
 				nulls[i] = true;
 				continue;
 			}
-			v = e == NULL ? 0 : (int64) pg_atomic_read_u64(&e->counters[i]);
+			v = (int64) pg_atomic_read_u64(&e->counters[i]);
 			if (i == IDEM_STAT_WAIT_TIME_US)
 				v /= 1000;		/* the wait_time_ms column */
 			values[i] = Int64GetDatum(v);
@@ -336,10 +474,8 @@ idem_stats(PG_FUNCTION_ARGS)
 		values[STATS_COL_LIVE_KEYS] = Int64GetDatum(live);
 		values[STATS_COL_EXPIRED_KEYS] = Int64GetDatum(expired);
 		values[STATS_COL_TABLE_BYTES] = Int64GetDatum(bytes);
-		if (stats_shared == NULL)
+		if (e == NULL)
 			nulls[STATS_COL_RESET] = true;
-		else if (e == NULL)
-			values[STATS_COL_RESET] = TimestampTzGetDatum(PgStartTime);
 		else
 			values[STATS_COL_RESET] =
 				TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&e->reset_time));
@@ -358,11 +494,12 @@ idem_stats(PG_FUNCTION_ARGS)
 Datum
 idem_stats_reset(PG_FUNCTION_ARGS)
 {
-	IdemStatsEntry *e = stats_entry_of(MyDatabaseId, true);
+	IdemStatsEntry *e;
 	int			i;
 
-	if (e == NULL)
+	if (!stats_attach())
 		PG_RETURN_VOID();
+	e = my_entry;
 	for (i = 0; i < IDEM_STAT_COUNT; i++)
 		pg_atomic_write_u64(&e->counters[i], 0);
 	pg_atomic_write_u64(&e->reset_time, (uint64) GetCurrentTimestamp());
