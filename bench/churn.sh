@@ -42,7 +42,11 @@
 #   idem_purge   the expired keys deleted as the worker does it (idem_purge
 #                in batches of 500, each its own transaction, until a batch
 #                comes back short; purge_all in setup.sql); stopped after
-#                BENCH_CHURN_EXPIRE_LIMIT seconds if not done
+#                BENCH_CHURN_EXPIRE_LIMIT seconds if not done.  Twice, in two
+#                layouts of the heap: "spread", an expired key in nearly every
+#                page (the worst case: the purge must dirty every page), and
+#                "clustered", the expired keys together at the start of the
+#                table, as a table written in time order holds them
 #   partitioned  the design to beat (bench/churn/partitioned.sql): the same
 #                rows in a table partitioned by RANGE (expires_at), one
 #                partition per hour; the expired partition detached and
@@ -71,6 +75,7 @@
 #   BENCH_CHURN_EXPIRE_LIMIT  seconds before idem_purge's expiry is cut short [120]
 #   BENCH_CHURN_PARTS     churn runs to do ["worker anchor"]; one of them, or
 #                         empty for part 2 alone
+#   BENCH_CHURN_LAYOUTS   heap layouts of part 2 ["spread clustered"]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -85,6 +90,7 @@ LIVE="${BENCH_CHURN_LIVE-1000000 10000000}"
 EXPIRED="${BENCH_CHURN_EXPIRED:-200000}"
 EXPIRE_LIMIT="${BENCH_CHURN_EXPIRE_LIMIT:-120}"
 PARTS="${BENCH_CHURN_PARTS-worker anchor}"
+LAYOUTS="${BENCH_CHURN_LAYOUTS-spread clustered}"
 for v in TTL TTLS CLIENTS JOBS INTERVAL BATCH EXPIRED EXPIRE_LIMIT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
@@ -93,6 +99,9 @@ done
 ((JOBS <= CLIENTS)) || die "BENCH_JOBS ($JOBS) must not exceed BENCH_CHURN_CLIENTS ($CLIENTS)"
 for n in $LIVE; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CHURN_LIVE must list positive integers, not '$LIVE'"
+done
+for l in $LAYOUTS; do
+    [[ "$l" == spread || "$l" == clustered ]] || die "BENCH_CHURN_LAYOUTS: 'spread' and/or 'clustered', not '$LAYOUTS'"
 done
 for p in $PARTS; do
     [[ "$p" == worker || "$p" == anchor ]] || die "BENCH_CHURN_PARTS: 'worker' and/or 'anchor', not '$PARTS'"
@@ -262,10 +271,22 @@ churn() {
     fi
     CHURN_CHECK+=("$mode: $check")
     log "   $mode: $check"
+    # where churn leaves the keys that expire together (part 2's two layouts):
+    # the keys of each quarter TTL still to come, and the heap pages they sit in
+    local layout
+    layout=$(qdb "$db" "SELECT string_agg(format('%s keys in %s pages', n, pages), ', ' ORDER BY q)
+                          FROM (SELECT q, count(*) AS n, count(DISTINCT blk) AS pages
+                                  FROM (SELECT width_bucket(extract(epoch FROM expires_at - now()), 0, $TTL, 4) AS q,
+                                               (ctid::text::point)[0] AS blk
+                                          FROM idempotency_keys WHERE expires_at > now()) k
+                                 GROUP BY q) b")
+    LAYOUT_NOTES+=("$mode: keys expiring in each coming quarter TTL: $layout")
+    log "   ${LAYOUT_NOTES[-1]}"
     qdb postgres "DROP DATABASE $db" >/dev/null
 }
 
 declare -a CHURN_CHECK=()
+declare -a LAYOUT_NOTES=()
 load_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
 t_start=$SECONDS
 for p in $PARTS; do
@@ -279,42 +300,57 @@ declare -a PRELOAD_NOTES=()
 # quiet for the timings (each preload runs its own VACUUM)
 sys_set autovacuum off
 reload
+for layout in $LAYOUTS; do
 for n in $LIVE; do
     db=idem_bench_churn_expiry
-    log "== churn: expiry of $EXPIRED keys among $n live ones"
+    log "== churn: expiry of $EXPIRED keys among $n live ones ($layout)"
+    clustered=false design=idem_purge
+    [[ $layout == clustered ]] && clustered=true design="idem_purge, clustered"
     setup_db "$db"
     t0=$(qdb "$db" "SELECT now()")
     s0=$(date +%s.%N)
-    qdb "$db" "SELECT preload_keys('idempotency_keys', $n, $EXPIRED, '1 day', '$t0')" >/dev/null
+    qdb "$db" "SELECT preload_keys('idempotency_keys', $n, $EXPIRED, '1 day', '$t0', $clustered)" >/dev/null
     s1=$(date +%s.%N)
-    qdb "$db" "SELECT part_setup('$t0', '1 day', '1 hour')" >/dev/null
-    qdb "$db" "SELECT preload_keys('part_keys', $n, $EXPIRED, '1 day', '$t0')" >/dev/null
+    # the partitioned prototype does not depend on the layout: once
+    if [[ $layout == spread ]]; then
+        qdb "$db" "SELECT part_setup('$t0', '1 day', '1 hour')" >/dev/null
+        qdb "$db" "SELECT preload_keys('part_keys', $n, $EXPIRED, '1 day', '$t0')" >/dev/null
+    fi
     s2=$(date +%s.%N)
     # the template key is no key of the measurement
     qdb "$db" "SELECT idem_forget('tpl')" >/dev/null
     qdb "$db" "VACUUM (FREEZE, ANALYZE) idempotency_keys" >/dev/null
     s3=$(date +%s.%N)
-    qdb "$db" "VACUUM (FREEZE, ANALYZE) part_keys" >/dev/null
+    [[ $layout == spread ]] && qdb "$db" "VACUUM (FREEZE, ANALYZE) part_keys" >/dev/null
     qdb "$db" "CHECKPOINT" >/dev/null
     s4=$(date +%s.%N)
     read -r c_live c_exp plain_bytes <<<"$(qdb "$db" "SELECT count(*) FILTER (WHERE expires_at > now()), count(*) FILTER (WHERE expires_at <= now()), (SELECT table_bytes FROM idempotency_stats) FROM idempotency_keys")"
     [[ $c_live == "$n" && $c_exp == "$EXPIRED" ]] \
         || die "expiry preload: idempotency_keys has $c_live live and $c_exp expired keys, want $n and $EXPIRED"
-    read -r p_live p_exp part_bytes nparts <<<"$(qdb "$db" "SELECT count(*) FILTER (WHERE expires_at > now()), count(*) FILTER (WHERE expires_at <= now()),
-        (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('part_keys')), (SELECT count(*) FROM part_bounds) FROM part_keys")"
-    [[ $p_live == "$n" && $p_exp == "$EXPIRED" ]] \
-        || die "expiry preload: part_keys has $p_live live and $p_exp expired keys, want $n and $EXPIRED"
-    [[ "$(qdb "$db" "SELECT count(*) FROM part_keys_0")" == "$EXPIRED" ]] \
-        || die "expiry preload: the expired keys are not all in the first partition"
-    PRELOAD_NOTES+=("$(awk -v n="$n" -v e="$EXPIRED" -v a="$s0" -v b="$s1" -v c="$s2" -v d="$s3" -v f="$s4" -v pb="$plain_bytes" -v qb="$part_bytes" -v np="$nparts" \
-        'BEGIN { printf "%d live + %d expired: keys table %.0f MiB (INSERT %.0f s, VACUUM %.0f s), partitioned %.0f MiB in %d partitions (INSERT %.0f s, VACUUM + CHECKPOINT %.0f s)", n, e, pb / 1048576, b - a, d - c, qb / 1048576, np, c - b, f - d }')")
+    if [[ $layout == spread ]]; then
+        read -r p_live p_exp part_bytes nparts <<<"$(qdb "$db" "SELECT count(*) FILTER (WHERE expires_at > now()), count(*) FILTER (WHERE expires_at <= now()),
+            (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('part_keys')), (SELECT count(*) FROM part_bounds) FROM part_keys")"
+        [[ $p_live == "$n" && $p_exp == "$EXPIRED" ]] \
+            || die "expiry preload: part_keys has $p_live live and $p_exp expired keys, want $n and $EXPIRED"
+        [[ "$(qdb "$db" "SELECT count(*) FROM part_keys_0")" == "$EXPIRED" ]] \
+            || die "expiry preload: the expired keys are not all in the first partition"
+        PRELOAD_NOTES+=("$(awk -v n="$n" -v e="$EXPIRED" -v a="$s0" -v b="$s1" -v c="$s2" -v d="$s3" -v f="$s4" -v pb="$plain_bytes" -v qb="$part_bytes" -v np="$nparts" \
+            'BEGIN { printf "%d live + %d expired, spread: keys table %.0f MiB (INSERT %.0f s, VACUUM %.0f s), partitioned %.0f MiB in %d partitions (INSERT %.0f s, VACUUM + CHECKPOINT %.0f s)", n, e, pb / 1048576, b - a, d - c, qb / 1048576, np, c - b, f - d }')")
+    else
+        PRELOAD_NOTES+=("$(awk -v n="$n" -v e="$EXPIRED" -v a="$s0" -v b="$s1" -v c="$s2" -v d="$s3" -v pb="$plain_bytes" \
+            'BEGIN { printf "%d live + %d expired, clustered: keys table %.0f MiB (INSERT %.0f s, VACUUM %.0f s)", n, e, pb / 1048576, b - a, d - c }')")
+    fi
+    # pages of the keys table that hold an expired key: what the purge must dirty
+    expired_pages=$(qdb "$db" "SELECT count(DISTINCT (ctid::text::point)[0]) FROM idempotency_keys WHERE expires_at <= now()")
+    PRELOAD_NOTES[-1]+=", expired keys in $expired_pages pages"
     log "   ${PRELOAD_NOTES[-1]}"
 
     # idem_purge, as the worker runs it; it must find its keys through the
     # index on expires_at, never by a sequential scan of the keys table
-    seq0=$(qdb "$db" "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'idempotency_keys'::regclass")
     read -r _ p0 _ <<<"$(stats "$db")"
+    seq0=$(qdb "$db" "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'idempotency_keys'::regclass")
     read -r purged secs finished <<<"$(qdb "$db" "CALL purge_all(500, $EXPIRE_LIMIT)")"
+    seqscans=$(( $(qdb "$db" "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'idempotency_keys'::regclass") - seq0 ))
     read -r _ p1 _ <<<"$(stats "$db")"
     [[ $((p1 - p0)) == "$purged" ]] || die "expiry: purge_all says $purged, idempotency_stats.purged moved by $((p1 - p0))"
     left=$(qdb "$db" "SELECT count(*) FILTER (WHERE expires_at <= '$t0') || ' ' || count(*) FROM idempotency_keys")
@@ -325,9 +361,13 @@ for n in $LIVE; do
         [[ "$left" == "$((EXPIRED - purged)) $((n + EXPIRED - purged))" ]] \
             || die "expiry: idem_purge purged $purged, left (expired, all) = $left"
     fi
-    seqscans=$(( $(qdb "$db" "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'idempotency_keys'::regclass") - seq0 ))
-    printf 'idem_purge\t%d\t%d\t%s\t%d\t%s\t%s\n' "$n" "$EXPIRED" "$secs" "$purged" "$finished" "$seqscans" >>"$EXPIRY"
-    log "   idem_purge: $purged of $EXPIRED expired keys in $secs s (finished: $finished; sequential scans of the keys table: $seqscans)"
+    printf '%s\t%d\t%d\t%s\t%d\t%s\t%s\n' "$design" "$n" "$EXPIRED" "$secs" "$purged" "$finished" "$seqscans" >>"$EXPIRY"
+    log "   $design: $purged of $EXPIRED expired keys in $secs s (finished: $finished; sequential scans of the keys table: $seqscans)"
+
+    if [[ $layout == clustered ]]; then
+        qdb postgres "DROP DATABASE $db" >/dev/null
+        continue
+    fi
 
     # the partitioned store: drop the expired partition
     read -r dropped secs <<<"$(qdb "$db" "SELECT n, extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM (SELECT part_expire() AS n OFFSET 0) s")"
@@ -346,6 +386,7 @@ for n in $LIVE; do
     done
     log "   lookups (us): $(awk -v n="$n" '$1 == n { printf "%s %s %.2f; ", $2, $3, $4 }' "$LOOKUPS")"
     qdb postgres "DROP DATABASE $db" >/dev/null
+done
 done
 load_end=$(cut -d ' ' -f 1-3 /proc/loadavg)
 t_total=$((SECONDS - t_start))
@@ -458,6 +499,11 @@ for line in "${CHURN_CHECK[@]}"; do
 done
 echo "          expiry: every expired key gone (or, cut short, exactly the purged ones), every live key kept,"
 echo "          idempotency_stats.purged == keys purged"
+echo "layout:   where churn left the live keys at the end of each run (fewer pages: clustered, as part 2's"
+echo "          'clustered' layout; about one page per key: spread):"
+for line in "${LAYOUT_NOTES[@]}"; do
+    echo "          $line"
+done
 echo "seq scans: sequential scans of idempotency_keys during idem_purge's expiry (pg_stat_user_tables): 0 when"
 echo "          every batch found its keys through the index on expires_at"
 echo

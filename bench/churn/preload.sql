@@ -17,7 +17,7 @@
 -- the copied columns.  t0 is the reference time (expired keys expire before
 -- it, live ones after it).
 CREATE FUNCTION preload_keys(target regclass, n_live bigint, n_expired bigint,
-                             ttl interval, t0 timestamptz)
+                             ttl interval, t0 timestamptz, clustered boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -57,7 +57,8 @@ BEGIN
         RAISE NOTICE 'preload_keys: columns copied from the template key: %', array_to_string(copied, ', ');
     END IF;
     -- row i is expired when i * n_expired / total steps up: exactly n_expired
-    -- of them, evenly spread
+    -- of them, evenly spread; clustered, rows 1 .. n_expired are (written
+    -- first, they sit together at the start of the table)
     EXECUTE format(
         'INSERT INTO %s (%s)
          SELECT %s
@@ -65,12 +66,15 @@ BEGIN
                   WHERE owner = current_user::regrole AND scope = '''' AND key = ''tpl'') AS t,
                 LATERAL (SELECT s.i,
                                 s.is_x,
-                                CASE WHEN s.is_x THEN s.i * $3 / $1 ELSE s.i - s.i * $3 / $1 END AS j,
-                                $5 - interval ''1 hour'' + interval ''59 minutes'' * ((s.i * $3 / $1)::float8 / greatest($3, 1)) AS x_at
-                           FROM (SELECT i, (i * $3 / $1) <> ((i - 1) * $3 / $1) AS is_x
+                                CASE WHEN $6 THEN CASE WHEN s.is_x THEN s.i ELSE s.i - $3 END
+                                     WHEN s.is_x THEN s.i * $3 / $1 ELSE s.i - s.i * $3 / $1 END AS j,
+                                $5 - interval ''1 hour'' + interval ''59 minutes'' *
+                                  ((CASE WHEN $6 THEN least(s.i, $3) ELSE s.i * $3 / $1 END)::float8 / greatest($3, 1)) AS x_at
+                           FROM (SELECT i, CASE WHEN $6 THEN i <= $3
+                                                ELSE (i * $3 / $1) <> ((i - 1) * $3 / $1) END AS is_x
                                    FROM generate_series(1::bigint, $1) AS i) AS s) AS g',
         target, array_to_string(cols, ', '), array_to_string(exprs, ', '))
-    USING total, n_live, n_expired, ttl, t0;
+    USING total, n_live, n_expired, ttl, t0, clustered;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n <> total THEN
         RAISE EXCEPTION 'preload_keys: % rows inserted, want % (no template key ''tpl''?)', n, total;
