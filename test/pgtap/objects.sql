@@ -2,7 +2,7 @@
 -- (keys table, functions, policy, settings), with the declared types, flags and comments.
 -- Runs in one transaction and rolls back, so it leaves nothing behind.
 BEGIN;
-SELECT plan(128);
+SELECT plan(130);
 
 -- the settings and the reserved prefix exist once the module is loaded; a fresh
 -- pg_prove session has not loaded it yet, so load it explicitly
@@ -255,17 +255,24 @@ SELECT is((SELECT vartype FROM pg_settings WHERE name = 'idempotency.wait'),
 SELECT is(
 	(SELECT array_agg(name::text ORDER BY name) FROM pg_settings WHERE name LIKE 'idempotency.%'),
 	ARRAY['idempotency.max_key_length', 'idempotency.max_result_size', 'idempotency.purge_interval',
-	      'idempotency.tenant', 'idempotency.ttl', 'idempotency.wait'],
+	      'idempotency.stats_max_databases', 'idempotency.tenant', 'idempotency.ttl', 'idempotency.wait'],
 	'the extension defines exactly these settings');
 SELECT is(
 	(SELECT array_agg(DISTINCT context::text) FROM pg_settings
-	  WHERE name LIKE 'idempotency.%' AND name <> 'idempotency.purge_interval'),
+	  WHERE name LIKE 'idempotency.%'
+	    AND name NOT IN ('idempotency.purge_interval', 'idempotency.stats_max_databases')),
 	ARRAY['user'],
-	'every setting but the purge worker''s can be changed by any user, per session or transaction');
+	'every setting but the purge worker''s and the counters'' can be changed by any user, per session or transaction');
 SELECT is((SELECT context::text FROM pg_settings WHERE name = 'idempotency.purge_interval'),
 	'sighup', 'idempotency.purge_interval is set in the server configuration (reload)');
 SELECT is(current_setting('idempotency.purge_interval'), '1min',
 	'idempotency.purge_interval defaults to 1min');
+-- postmaster with the preload; without it (this server) reload, with no effect
+SELECT ok((SELECT context::text FROM pg_settings WHERE name = 'idempotency.stats_max_databases')
+	IN ('postmaster', 'sighup'),
+	'idempotency.stats_max_databases is set in the server configuration');
+SELECT is(current_setting('idempotency.stats_max_databases'), '1024',
+	'idempotency.stats_max_databases defaults to 1024');
 SELECT has_view('idempotency_stats', 'the view idempotency_stats exists');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'idempotency.%' AND setting <> boot_val),
 	0, 'every setting is at its default');
