@@ -83,6 +83,14 @@ is "idem_colocate_keys on a worker: refused" 0A000 \
     "$(sqlstates w1 -c "SELECT idem_colocate_keys('payments')")"
 is "idem_colocate_keys of a table Citus does not distribute: refused" 0A000 \
     "$(sqlstates coord -c "CREATE TEMP TABLE colo_local (id int)" -c "SELECT idem_colocate_keys('colo_local')")"
+nsql coord >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE DOMAIN colo_dom AS text CHECK (VALUE <> '');
+CREATE TABLE colo_by_domain (customer colo_dom PRIMARY KEY);
+SELECT create_distributed_table('colo_by_domain', 'customer');
+SQL
+is "idem_colocate_keys of a table distributed by a domain: refused (its check would run as the extension's owner)" 0A000 \
+    "$(sqlstates coord -c "SELECT idem_colocate_keys('colo_by_domain')")"
 
 # --- one call, delegated ---------------------------------------------------------------
 
@@ -250,6 +258,33 @@ purged="$(nsql coord -c "SELECT idem_purge()")"
 is "idem_purge on the coordinator purges expired colocated keys on every worker" "yes 0" \
     "$([[ "$purged" -ge 2 ]] && echo yes || echo "no ($purged)") $(colocated_keys_of c-expiring)"
 is "... and leaves the live ones" 1 "$(colocated_keys_of c-tx)"
+nsql w2 -c "SET idempotency.ttl = 1" -c "$(colocated_pay c-expiring-2 "$CUS_W2")" >/dev/null
+sleep 1.2
+node_stop w2 fast
+out="$(nsql coord -c "SELECT idem_purge() >= 0" 2>&1)"
+like "a worker down: idem_purge warns and still purges the coordinator's keys" \
+    "*could not purge the colocated idempotency keys*t" "$(echo "$out" | paste -sd' ' -)"
+node_start w2
+nsql coord -c "SELECT idem_purge()" >/dev/null
+is "the worker back: the next purge removes its expired keys" 0 "$(colocated_keys_of c-expiring-2)"
+
+# --- a tenant of another type -------------------------------------------------------------
+
+# colo_apart is distributed by a bigint; its keys table by a bigint tenant
+nsql coord -c "SELECT idem_colocate_keys('colo_apart')" >/dev/null
+apart_port="$(nsql coord -c "SELECT nodeport FROM citus_shards
+                             WHERE shardid = get_shard_id_for_distribution_column('colo_apart', 7)")"
+apart_node=w1
+[[ "$apart_port" == "${NODE_PORT[w2]}" ]] && apart_node=w2
+apart_sql() {
+    echo "SELECT idem_execute_colocated('colo_apart', $1, 'c-apart', 'INSERT INTO colo_apart VALUES (\$1) RETURNING id', 7::bigint)"
+}
+like "a bigint tenant given as an integer: runs where 7's shard is" '*"replayed": false*' \
+    "$(nsql "$apart_node" -c "$(apart_sql 7)")"
+like "... given as a bigint, or as text: the same key" '*"replayed": true*"replayed": true*' \
+    "$(nsql "$apart_node" -c "$(apart_sql 7::bigint)" -c "$(apart_sql "'7'")" | paste -sd' ' -)"
+is "... stored under the tenant 7" "1 7" \
+    "$(nsql coord -c "SELECT count(*), min(tenant) FROM $(nsql coord -c "SELECT idem_colocate_keys('colo_apart')") WHERE key = 'c-apart'" | tr '|' ' ')"
 
 # --- a shard move with live keys ------------------------------------------------------------------
 
