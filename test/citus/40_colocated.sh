@@ -317,6 +317,40 @@ is "moved: the new key is in worker 2's shard" 1 \
     "$(nsql w2 -c "SELECT count(*) FROM $(shard_of_customer "$CUS_W1") WHERE key = 'c-move-new'")"
 is "moved: replays and the new key used no two-phase commit" "$before" "$(all_dist_xacts)"
 
+# A call that has claimed its key and is still running its statement as a
+# move starts (a client on worker 2, where the shard is now): the statement
+# sleeps before it writes anything, so nothing but the call's shard lock
+# holds the move back.  The move must wait for the call's commit, which takes
+# its key along; without that lock the move would copy the shard without the
+# key, the key would go into the old shard, and the retry would pay again.
+nsql coord >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE FUNCTION pay_slowly(customer text, amount numeric, ref text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(2);
+    INSERT INTO payments (customer, amount, ref) VALUES (customer, amount, ref);
+    RETURN ref;
+END
+$$;
+SQL
+is "pay_slowly exists on the workers (Citus propagates functions)" "t t" \
+    "$(nsql w1 -c "SELECT to_regproc('pay_slowly') IS NOT NULL") $(nsql w2 -c "SELECT to_regproc('pay_slowly') IS NOT NULL")"
+slow_sql="SELECT idem_execute_colocated('payments', '$CUS_W1'::text, 'c-move-slow',
+    'SELECT pay_slowly(\$1, \$2, \$3) AS ref', '$CUS_W1'::text, 10.00::numeric, 'c-move-slow'::text)"
+psql -X -q -A -t -h "$CITUS_DIR" -p "${NODE_PORT[w2]}" -U postgres -d postgres \
+    -c "$slow_sql" >"$CITUS_DIR/slow.out" 2>&1 &
+SLOW=$!
+wait_for w2 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%c-move-slow%'" 1
+nsql coord -c "SELECT citus_move_shard_placement($payments_shard_w1, '$CITUS_DIR', ${NODE_PORT[w2]},
+               '$CITUS_DIR', ${NODE_PORT[w1]}, shard_transfer_mode => 'block_writes')" >/dev/null
+like "moved back during a call: the call completed" '*"replayed": false*' \
+    "$(wait "$SLOW"; cat "$CITUS_DIR/slow.out")"
+is "moved back: on worker 1 again" "${NODE_PORT[w1]}" "$(keys_node_of "$CUS_W1")"
+like "moved back: the key of the call in flight replays on the new node" '*"replayed": true*' \
+    "$(nsql w1 -c "$slow_sql")"
+is "moved back: paid once" 1 "$(payments_of c-move-slow)"
+
 # --- a shard split with live keys ----------------------------------------------------------------
 
 split_shard="$(nsql coord -c "SELECT get_shard_id_for_distribution_column('payments', '$CUS_W2')")"
