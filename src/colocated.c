@@ -167,13 +167,6 @@ spi_as(Oid role, const char *sql, int nargs, Oid *types, Datum *values,
 	return rc;
 }
 
-/* The extension's keys table and its owner, for the calling function. */
-static void
-extension_keys(FunctionCallInfo fcinfo, KeyStore *ks)
-{
-	keystore_open(ks, fcinfo->flinfo->fn_oid);
-}
-
 /*
  * How colocate_with is distributed: its colocation id and distribution
  * column.  Refuses (0A000) anything but a hash-distributed table.  Needs
@@ -279,7 +272,7 @@ idem_colocate_keys(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	extension_keys(fcinfo, &ks);
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);	/* its schema and owner */
 	nsp = get_rel_namespace(ks.relid);
 	distribution_of(colocate_with, &colocationid, &column);
 	name = colocated_name(colocationid);
@@ -401,7 +394,7 @@ colocated_keys(FunctionCallInfo fcinfo, Oid colocate_with)
 	if (colocated_cache_used == COLOCATED_CACHE_SIZE)
 		colocated_cache_clear();
 
-	extension_keys(fcinfo, &ks);
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);	/* its schema and owner */
 	distribution_of(colocate_with, &colocationid, &column);
 	entry = &colocated_cache[colocated_cache_used];
 	memset(entry, 0, sizeof(ColocatedKeys));

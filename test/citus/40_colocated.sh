@@ -177,6 +177,8 @@ is "a table without colocated keys: 55000 (call idem_colocate_keys)" 55000 \
 
 like "idem_lookup_colocated returns the stored result" '{"rows": ?{"ref": "c-first"}?, "command": "INSERT", "row_count": 1}' \
     "$(nsql coord -c "SELECT idem_lookup_colocated('payments', '$CUS_W1'::text, 'c-first')")"
+is "idem_lookup_colocated on a worker, for a key on the other worker" t \
+    "$(nsql w2 -c "SELECT idem_lookup_colocated('payments', '$CUS_W1'::text, 'c-first') IS NOT NULL")"
 is "idem_lookup_colocated: another role does not see it" t \
     "$(nsql coord -c "SET ROLE colo_other" -c "SELECT idem_lookup_colocated('payments', '$CUS_W1'::text, 'c-first') IS NULL")"
 is "idem_forget_colocated: another role cannot delete it" f \
