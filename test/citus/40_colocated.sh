@@ -288,7 +288,7 @@ like "... given as a bigint, or as text: the same key" '*"replayed": true*"repla
 is "... stored under the tenant 7" "1 7" \
     "$(nsql coord -c "SELECT count(*), min(tenant) FROM $(nsql coord -c "SELECT idem_colocate_keys('colo_apart')") WHERE key = 'c-apart'" | tr '|' ' ')"
 
-# --- a shard move with live keys ------------------------------------------------------------------
+# --- shard moves with live keys ------------------------------------------------------------------
 
 payments_shard_w1="$(nsql coord -c "SELECT get_shard_id_for_distribution_column('payments', '$CUS_W1')")"
 for k in c-move-1 c-move-2; do
@@ -297,8 +297,9 @@ done
 old_keys_shard="$(shard_of_customer "$CUS_W1")"
 # a call in flight on worker 1 as the move starts: the move waits for it
 hold_colocated c-move-inflight "$CUS_W1" 2
+# by logical replication, Citus's default: writes go on during the copy
 nsql coord -c "SELECT citus_move_shard_placement($payments_shard_w1, '$CITUS_DIR', ${NODE_PORT[w1]},
-               '$CITUS_DIR', ${NODE_PORT[w2]}, shard_transfer_mode => 'block_writes')" >/dev/null
+               '$CITUS_DIR', ${NODE_PORT[w2]}, shard_transfer_mode => 'force_logical')" >/dev/null
 wait "$HOLDER" || true
 is "moved: the customer's shards are on worker 2 now" "${NODE_PORT[w2]} ${NODE_PORT[w2]}" \
     "$(keys_node_of "$CUS_W1") $(nsql coord -c "SELECT nodeport FROM citus_shards WHERE shardid = $payments_shard_w1")"
@@ -344,6 +345,7 @@ psql -X -q -A -t -h "$CITUS_DIR" -p "${NODE_PORT[w2]}" -U postgres -d postgres \
     -c "$slow_sql" >"$CITUS_DIR/slow.out" 2>&1 &
 SLOW=$!
 wait_for w2 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%c-move-slow%'" 1
+# blocking writes from its start
 nsql coord -c "SELECT citus_move_shard_placement($payments_shard_w1, '$CITUS_DIR', ${NODE_PORT[w2]},
                '$CITUS_DIR', ${NODE_PORT[w1]}, shard_transfer_mode => 'block_writes')" >/dev/null
 like "moved back during a call: the call completed" '*"replayed": false*' \
