@@ -133,6 +133,10 @@ fsync = off
 full_page_writes = off
 synchronous_commit = on
 citus.node_conninfo = 'sslmode=disable'
+# how a node connects to itself (shard moves and splits do): its socket dir
+citus.local_hostname = '$CITUS_DIR'
+# shard moves by logical replication (the default transfer mode) need it
+wal_level = logical
 # the tests recover prepared transactions themselves, when they choose
 citus.recover_2pc_interval = -1
 log_line_prefix = '%m [%p] %q%a '

@@ -290,6 +290,8 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 	}
 	ks->relid = entry->relid;
 	ks->owner = entry->owner;
+	ks->beside_shard = false;
+	ks->tenant = (Datum) 0;
 	citus_check_keys_table(ks->relid);
 
 	/* The extension was dropped and created again: its plans are stale. */
@@ -604,6 +606,13 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	if (rel->trigdesc != NULL ||
 		!open_plain_indexes(rel, indexes, infos, &nindexes))
 	{
+		/* our statements name idempotency_keys, not a shard */
+		if (ks->beside_shard)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("colocated keys shard \"%s\" has a trigger or an index on an expression or part of its rows",
+							RelationGetRelationName(rel)),
+					 errhint("Drop them from the colocated keys table.")));
 		table_close(rel, NoLock);
 		run_result_statement(ks, KS_INSERT_RESULT, scope, key, fingerprint,
 							 ttl, command, result, SPI_OK_INSERT);
@@ -627,6 +636,8 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	slot->tts_values[Anum_keys_expires_at - 1] =
 		DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
 							IntervalPGetDatum(ttl));
+	if (ks->beside_shard)
+		slot->tts_values[Anum_keys_tenant - 1] = ks->tenant;
 	ExecStoreVirtualTuple(slot);
 
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
