@@ -127,8 +127,15 @@ pay_in_background() {
 }
 
 # payer_result: ok if the background payment returned, failed otherwise
+# (then what the payer said goes to stderr, as a TAP comment, so that a
+# failure can be told apart from a timing problem of the test)
 payer_result() {
-    if wait "$PAYER"; then echo ok; else echo failed; fi
+    if wait "$PAYER"; then
+        echo ok
+    else
+        echo failed
+        sed 's/^/# payer: /' "$CITUS_DIR/payer.out" >&2
+    fi
 }
 
 recover() {
