@@ -54,6 +54,10 @@
 #   BENCH_JOBS                  pgbench threads [2]
 #   BENCH_CUSTOMERS             customers to pick from [100000]
 #   BENCH_CITUS_SHARED_BUFFERS  shared_buffers of each node [512MB]
+#   BENCH_CITUS_SYNC_COMMIT     synchronous_commit of each node [off, as
+#                               scripts/bench.sh; on: every commit waits for
+#                               its flush, as PREPARE and COMMIT PREPARED
+#                               always do]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -66,6 +70,9 @@ CLIENTS="${BENCH_CLIENTS:-4}"
 JOBS="${BENCH_JOBS:-2}"
 NCUST="${BENCH_CUSTOMERS:-100000}"
 NODE_SB="${BENCH_CITUS_SHARED_BUFFERS:-512MB}"
+SYNC_COMMIT="${BENCH_CITUS_SYNC_COMMIT:-off}"
+[[ "$SYNC_COMMIT" =~ ^(on|off|local|remote_write|remote_apply)$ ]] \
+    || die "BENCH_CITUS_SYNC_COMMIT must be a synchronous_commit value, not '$SYNC_COMMIT'"
 for v in SECS RUNS CLIENTS JOBS NCUST; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
@@ -98,7 +105,7 @@ CITUS_NODE_CONF=(
     "shared_preload_libraries = 'citus,idempotency'"
     "idempotency.purge_interval = 0"
     "shared_buffers = $NODE_SB"
-    "synchronous_commit = off"
+    "synchronous_commit = $SYNC_COMMIT"
     "fsync = on"
     "full_page_writes = on"
     "max_wal_size = 4GB"
@@ -278,15 +285,15 @@ run_one() {
     fi
     # cores used during the run: the nodes', and the rest (pgbench, other work on the machine)
     local cores
-    cores=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$(nproc)" 'BEGIN {
+    cores=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$(nproc)" -v tps="$tps" 'BEGIN {
         split(a, x, " "); split(b, y, " "); t = y[1] - x[1]
-        if (t <= 0) { print "0 0 0 0 0"; exit }
+        if (t <= 0) { print "0 0 0 0 0 0"; exit }
         c = (y[3] - x[3]) / t * n; w1 = (y[4] - x[4]) / t * n; w2 = (y[5] - x[5]) / t * n
         busy = (y[2] - x[2]) / t * n
         rest = busy - c - w1 - w2; if (rest < 0) rest = 0
-        printf "%.2f %.2f %.2f %.2f %.2f\n", c, w1, w2, rest, n - busy }')
+        printf "%.2f %.2f %.2f %.2f %.2f %.0f\n", c, w1, w2, rest, n - busy, (c + w1 + w2) * 1e6 / tps }')
     printf '%s\t%s\t%s\t%s\t%s\n' "$v" "$run" "$tps" "$xacts" "${cores// /$'\t'}" >>"$RESULTS"
-    log "   $(printf '%-3s run %d/%d: %8.1f tps, %7d transactions; %s; cores: %s (coordinator w1 w2 rest idle)' \
+    log "   $(printf '%-3s run %d/%d: %8.1f tps, %7d transactions; %s; cores: %s (coordinator w1 w2 rest idle; the nodes' CPU us per transaction)' \
         "$v" "$run" "$RUNS" "$tps" "$xacts" "$note" "$cores")"
 }
 
@@ -392,15 +399,21 @@ line P2 P1 "P  2/1"
 line L2 L1 "L  2/1"
 has L1 || line Pd2 Pd1 "Pd 2/1 (standing in for L)"
 echo
-echo "CPU used during the runs (median cores of $(nproc); rest = pgbench and anything else on the machine):"
-printf '  %-4s %12s %6s %6s %6s %6s\n' "" coordinator w1 w2 rest idle
+echo "CPU used during the runs (median cores of $(nproc); rest = pgbench and anything else on the machine;"
+echo "the last column: CPU time of the three nodes per transaction, pgbench and the rest left out):"
+printf '  %-4s %12s %6s %6s %6s %6s %14s\n' "" coordinator w1 w2 rest idle "nodes us/tx"
 for v in P2 C2 Pd2 L2 P1 Pd1 L1; do
     has "$v" || continue
-    printf '  %-4s %12.2f %6.2f %6.2f %6.2f %6.2f\n' "$v" "$(col "$v" 5 | median)" "$(col "$v" 6 | median)" \
-        "$(col "$v" 7 | median)" "$(col "$v" 8 | median)" "$(col "$v" 9 | median)"
+    printf '  %-4s %12.2f %6.2f %6.2f %6.2f %6.2f %14.0f\n' "$v" "$(col "$v" 5 | median)" "$(col "$v" 6 | median)" \
+        "$(col "$v" 7 | median)" "$(col "$v" 8 | median)" "$(col "$v" 9 | median)" "$(col "$v" 10 | median)"
 done
 echo
 echo "what limits the scaling here: the coordinator, both workers and pgbench share these $(nproc) cores"
 echo "(and other work on the machine takes its share): a second worker brings no CPU of its own, only"
 echo "spreads the shards; with the cores busy, TPS cannot grow with workers on one machine, and the"
-echo "idle column shows how much was left.  On separate machines each worker adds its own cores."
+echo "idle column shows how much was left.  Throughput is then the cores divided by the CPU time a"
+echo "transaction takes on all nodes together (plus pgbench's), which a second worker does not lower (it"
+echo "may raise it: more connections, more processes sharing the cores).  On separate machines each"
+echo "worker adds its own cores, and the workers' share of that CPU time is what spreads over them."
+echo "C pays for two-phase commit: PREPARE and COMMIT PREPARED each wait for a WAL flush on the worker"
+echo "whatever synchronous_commit says (here $SYNC_COMMIT), and a row in pg_dist_transaction on the coordinator."
