@@ -293,7 +293,7 @@ run_one() {
         rest = busy - c - w1 - w2; if (rest < 0) rest = 0
         printf "%.2f %.2f %.2f %.2f %.2f %.0f\n", c, w1, w2, rest, n - busy, (c + w1 + w2) * 1e6 / tps }')
     printf '%s\t%s\t%s\t%s\t%s\n' "$v" "$run" "$tps" "$xacts" "${cores// /$'\t'}" >>"$RESULTS"
-    log "   $(printf '%-3s run %d/%d: %8.1f tps, %7d transactions; %s; cores: %s (coordinator w1 w2 rest idle; the nodes' CPU us per transaction)' \
+    log "   $(printf '%-3s run %d/%d: %8.1f tps, %7d transactions; %s; cores: %s (coordinator w1 w2 rest idle; CPU us of the nodes per transaction)' \
         "$v" "$run" "$RUNS" "$tps" "$xacts" "$note" "$cores")"
 }
 
