@@ -7,7 +7,8 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 OBJS = src/idempotency.o src/settings.o src/fingerprint.o src/keystore.o \
 	src/statement.o src/execute.o src/maintenance.o src/guard.o \
 	src/canonical.o src/claim.o src/plancache.o src/scope.o \
-	src/request.o src/stats.o src/worker.o src/citus.o
+	src/request.o src/stats.o src/worker.o src/citus.o \
+	src/colocated.o
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads test/sql and test/specs; expected output lives in ./expected

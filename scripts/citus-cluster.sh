@@ -115,6 +115,8 @@ node_init() {
         echo "max_prepared_transactions = 50"
         echo "max_connections = 60"
         echo "citus.node_conninfo = 'sslmode=disable'"
+        echo "# how a node connects to itself (shard moves and splits do): its socket dir"
+        echo "citus.local_hostname = '$CITUS_DIR'"
         echo "log_line_prefix = '%m [%p] %q%a '"
         echo "log_min_messages = warning"
         for line in "${CITUS_NODE_CONF[@]}"; do

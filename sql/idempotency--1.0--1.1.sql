@@ -253,3 +253,51 @@ ALTER EVENT TRIGGER idempotency_forget_dropped_guards ENABLE ALWAYS;
 DELETE FROM @extschema@.idempotency_guards g
  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c
 				   WHERE c.oid OPERATOR(pg_catalog.=) g.tbl::pg_catalog.oid);
+
+-- citus: keys beside their shard (issue 11; src/colocated.c) ------------------
+
+/*
+ * Under Citus: a keys table distributed with a tenant's tables, created on
+ * the coordinator by the owner of colocate_with, one per colocation group.
+ */
+CREATE FUNCTION @extschema@.idem_colocate_keys(colocate_with regclass)
+	RETURNS regclass
+	AS 'MODULE_PATHNAME', 'idem_colocate_keys'
+	LANGUAGE C VOLATILE STRICT;
+
+/* idem_execute with the key kept in the tenant's shard, on the node that owns it */
+CREATE FUNCTION @extschema@.idem_execute_colocated(colocate_with regclass, tenant "any",
+												   key text, sql text)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'idem_execute_colocated'
+	LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.idem_execute_colocated(colocate_with regclass, tenant "any",
+												   key text, sql text,
+												   VARIADIC params "any")
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'idem_execute_colocated'
+	LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.idem_lookup_colocated(colocate_with regclass, tenant "any",
+												  key text)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'idem_lookup_colocated'
+	LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION @extschema@.idem_forget_colocated(colocate_with regclass, tenant "any",
+												  key text)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'idem_forget_colocated'
+	LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION @extschema@.idem_colocate_keys(regclass) IS
+	'Citus: create (once) the keys table distributed with colocate_with''s colocation group; returns it';
+COMMENT ON FUNCTION @extschema@.idem_execute_colocated(regclass, "any", text, text) IS
+	'Citus: idem_execute with the key stored in the tenant''s shard, on the node that holds it (refused elsewhere)';
+COMMENT ON FUNCTION @extschema@.idem_execute_colocated(regclass, "any", text, text, "any") IS
+	'Citus: idem_execute with the key stored in the tenant''s shard, on the node that holds it (refused elsewhere)';
+COMMENT ON FUNCTION @extschema@.idem_lookup_colocated(regclass, "any", text) IS
+	'Citus: stored result of a live key of the calling role beside the tenant''s shard, or NULL';
+COMMENT ON FUNCTION @extschema@.idem_forget_colocated(regclass, "any", text) IS
+	'Citus: delete a key of the calling role beside the tenant''s shard; true if a live key existed';

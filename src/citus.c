@@ -41,6 +41,7 @@
 
 #include "commands/extension.h"
 #include "fmgr.h"
+#include "storage/lockdefs.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -68,6 +69,7 @@ static bool (*CitusHasBeenLoaded_fn) (void);
 static int32 (*GetLocalGroupId_fn) (void);
 static bool (*IsCitusTable_fn) (Oid relid);
 static void (*Use2PCForCoordinatedTransaction_fn) (void);
+static void (*LockShardDistributionMetadata_fn) (int64 shardId, LOCKMODE lockMode);
 
 /* the guard registry beside the keys table last checked */
 static Oid	checked_keys_relid = InvalidOid;
@@ -119,8 +121,11 @@ citus_lookup(void)
 	Use2PCForCoordinatedTransaction_fn = (void (*) (void))
 		load_external_function("citus", "Use2PCForCoordinatedTransaction",
 							   false, NULL);
+	LockShardDistributionMetadata_fn = (void (*) (int64, LOCKMODE))
+		load_external_function("citus", "LockShardDistributionMetadata",
+							   false, NULL);
 	if (CitusHasBeenLoaded_fn && GetLocalGroupId_fn && IsCitusTable_fn &&
-		Use2PCForCoordinatedTransaction_fn)
+		Use2PCForCoordinatedTransaction_fn && LockShardDistributionMetadata_fn)
 		citus_state = CITUS_PRESENT;
 	else
 		citus_state = CITUS_UNSUPPORTED;
@@ -144,7 +149,7 @@ citus_active(void)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("idempotency does not support this version of Citus"),
-						 errdetail("The functions CitusHasBeenLoaded, GetLocalGroupId, IsCitusTable and Use2PCForCoordinatedTransaction were not all found in the citus library."),
+						 errdetail("The functions CitusHasBeenLoaded, GetLocalGroupId, IsCitusTable, Use2PCForCoordinatedTransaction and LockShardDistributionMetadata were not all found in the citus library."),
 						 errhint("Use Citus 11 or later, or drop the citus extension from this database.")));
 			return false;
 		default:
@@ -197,11 +202,19 @@ citus_check_keys_table(Oid keys_relid)
 }
 
 void
-citus_claim_key(void)
+citus_claim_key(bool beside_shard)
 {
 	if (!citus_active())
 		return;
-	refuse_on_worker();
+
+	/*
+	 * A key beside its shard (colocated.c) is stored on the node that owns
+	 * the shard, whichever node that is, and commits with the local write.
+	 * The flag below still matters if the statement also wrote another
+	 * node: without remote writes Citus ignores it.
+	 */
+	if (!beside_shard)
+		refuse_on_worker();
 
 	/*
 	 * Only a flag for this transaction: Citus uses two-phase commit for the
@@ -224,4 +237,45 @@ citus_check_guard_table(Oid relid)
 						get_rel_name(relid)),
 				 errdetail("The guard works on the rows of a local table. Rows of a distributed, reference or Citus local table are inserted into its shards, where the guard's trigger cannot find its registry and keys."),
 				 errhint("Deduplicate writes to it with idem_execute or idem_begin on the coordinator.")));
+}
+
+/*
+ * For the functions of keys beside their shard: refuse (0A000) unless
+ * Citus is active in this database.
+ */
+void
+citus_require(const char *function)
+{
+	if (!citus_active())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s requires Citus", function),
+				 errdetail("Keys beside their shard live in a table distributed by Citus, which is not active in this database."),
+				 errhint("Add citus to shared_preload_libraries and CREATE EXTENSION citus, or use idem_execute.")));
+}
+
+/* Is Citus active in this database? */
+bool
+citus_present(void)
+{
+	return citus_active();
+}
+
+/* Citus's group id of this node (0 on the coordinator); Citus is active. */
+int32
+citus_local_group(void)
+{
+	return GetLocalGroupId_fn();
+}
+
+/*
+ * Take Citus's metadata lock of a shard and of its colocated shards in
+ * ShareLock, as its executor does before it writes one: a shard move or
+ * split blocks writes by taking it in ExclusiveLock on every node, so it
+ * waits for this transaction, and this transaction for it.
+ */
+void
+citus_lock_shard(int64 shardid)
+{
+	LockShardDistributionMetadata_fn(shardid, ShareLock);
 }

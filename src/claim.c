@@ -203,7 +203,7 @@ claim_key(KeyStore *ks, const KeyScope *scope, const char *key,
 		 */
 		if (locked || XactReadOnly)
 		{
-			citus_claim_key();
+			citus_claim_key(ks->beside_shard);
 			return CLAIM_INSERT;
 		}
 

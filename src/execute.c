@@ -31,8 +31,6 @@
 
 PG_FUNCTION_INFO_V1(idem_execute);
 
-#define FIRST_PARAM_ARG 2
-
 /*
  * What hashing an argument of a type needs: its output function, its
  * schema-qualified name, whether its text form depends on settings.  Kept
@@ -181,16 +179,16 @@ alloc_args(RequestArgs *args, int nargs)
  * and bind as text; VARIADIC ARRAY[...] spreads its elements over $1..$n.
  */
 static void
-collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
+collect_args(FunctionCallInfo fcinfo, int first_param, RequestArgs *args)
 {
 	FmgrInfo   *flinfo = fcinfo->flinfo;
-	int			nparams = PG_NARGS() - FIRST_PARAM_ARG;
+	int			nparams = PG_NARGS() - first_param;
 	int			i;
 
 	type_cache_refresh();
 	if (nparams > 0 && get_fn_expr_variadic(flinfo))
 	{
-		Oid			arraytype = get_fn_expr_argtype(flinfo, FIRST_PARAM_ARG);
+		Oid			arraytype = get_fn_expr_argtype(flinfo, first_param);
 		Oid			elemtype = get_base_element_type(arraytype);
 		ArrayType  *array;
 		Datum	   *elems;
@@ -206,12 +204,12 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("VARIADIC argument must be an array")));
-		if (PG_ARGISNULL(FIRST_PARAM_ARG))
+		if (PG_ARGISNULL(first_param))
 		{
 			alloc_args(args, 0);	/* as format(): a NULL array binds nothing */
 			return;
 		}
-		array = PG_GETARG_ARRAYTYPE_P(FIRST_PARAM_ARG);
+		array = PG_GETARG_ARRAYTYPE_P(first_param);
 		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 		deconstruct_array(array, elemtype, typlen, typbyval, typalign,
 						  &elems, &elemnulls, &nelems);
@@ -232,7 +230,7 @@ collect_args(FunctionCallInfo fcinfo, RequestArgs *args)
 	alloc_args(args, Max(nparams, 0));
 	for (i = 0; i < nparams; i++)
 	{
-		int			argno = FIRST_PARAM_ARG + i;
+		int			argno = first_param + i;
 		Oid			type = get_fn_expr_argtype(flinfo, argno);
 		bool		isnull = PG_ARGISNULL(argno);
 		Datum		value = isnull ? (Datum) 0 : PG_GETARG_DATUM(argno);
@@ -312,6 +310,18 @@ check_not_running(const KeyScope *scope, const char *key, bytea *fingerprint)
 Datum
 idem_execute(PG_FUNCTION_ARGS)
 {
+	return execute_request(fcinfo, 0, NULL);
+}
+
+/*
+ * idem_execute's work, for its arguments (key, sql [, params...]) from
+ * argument key_arg on.  Without a target the key is the calling role's, in
+ * the extension's keys table; with one (colocated.c), the target gives the
+ * key's scope and, once the input is checked, opens the table to keep it in.
+ */
+Datum
+execute_request(FunctionCallInfo fcinfo, int key_arg, ExecuteTarget *target)
+{
 	MemoryContext callercxt = CurrentMemoryContext;
 	char	   *key;
 	char	   *sql;
@@ -325,24 +335,30 @@ idem_execute(PG_FUNCTION_ARGS)
 	Jsonb	   *stored;
 	Jsonb	   *out;
 
-	key = key_argument(fcinfo, 0);
-	if (PG_ARGISNULL(1))
+	key = key_argument(fcinfo, key_arg);
+	if (PG_ARGISNULL(key_arg + 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("sql must not be null")));
-	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(key_arg + 1));
 	if (sql[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sql must not be empty")));
-	collect_args(fcinfo, &args);
+	collect_args(fcinfo, key_arg + 2, &args);
 	fingerprint = idem_fingerprint(sql, &args);
-	scope_of_role(&scope);
+	if (target != NULL)
+		scope = target->scope;
+	else
+		scope_of_role(&scope);
 	check_not_running(&scope, key, fingerprint);
 	if (request_key_begun(&scope, key))
 		raise_key_reused(key, "This transaction began the key with idem_begin.");
 
-	keystore_open(&ks, fcinfo->flinfo->fn_oid);
+	if (target != NULL)
+		target->open_keys(target, &ks);
+	else
+		keystore_open(&ks, fcinfo->flinfo->fn_oid);
 	decision = claim_key(&ks, &scope, key, &probe);
 
 	if (decision == CLAIM_REPLAY)

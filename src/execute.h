@@ -13,9 +13,23 @@
 #ifndef IDEMPOTENCY_EXECUTE_H
 #define IDEMPOTENCY_EXECUTE_H
 
-#include "scope.h"
+#include "keystore.h"
+
+/*
+ * Where idem_execute_colocated (colocated.c) keeps a key: its scope, and
+ * open_keys, which finds the table (routing the call) once the input has
+ * been checked.
+ */
+typedef struct ExecuteTarget
+{
+	KeyScope	scope;
+	void		(*open_keys) (struct ExecuteTarget *target, KeyStore *ks);
+	void	   *arg;
+} ExecuteTarget;
 
 extern void execute_init(void);
+extern Datum execute_request(FunctionCallInfo fcinfo, int key_arg,
+							 ExecuteTarget *target);
 extern bool execute_key_running(const KeyScope *scope, const char *key);
 
 #endif							/* IDEMPOTENCY_EXECUTE_H */

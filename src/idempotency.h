@@ -32,5 +32,6 @@
 #include "request.h"
 #include "stats.h"
 #include "citus.h"
+#include "colocated.h"
 
 #endif							/* IDEMPOTENCY_H */

@@ -265,6 +265,8 @@ keystore_open(KeyStore *ks, Oid fn_oid)
 	}
 	ks->relid = entry->relid;
 	ks->owner = entry->owner;
+	ks->beside_shard = false;
+	ks->tenant = (Datum) 0;
 	citus_check_keys_table(ks->relid);
 
 	/* The extension was dropped and created again: its plans are stale. */
@@ -547,6 +549,13 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	rel = table_open(ks->relid, RowExclusiveLock);
 	if (rel->trigdesc != NULL || !only_primary_key(rel))
 	{
+		/* our statements name idempotency_keys, not a shard */
+		if (ks->beside_shard)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("colocated keys shard \"%s\" has a trigger or an index besides its primary key",
+							RelationGetRelationName(rel)),
+					 errhint("Drop them from the colocated keys table.")));
 		table_close(rel, NoLock);
 		run_result_statement(ks, KS_INSERT_RESULT, scope, key, fingerprint,
 							 ttl, command, result, SPI_OK_INSERT);
@@ -572,6 +581,8 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	slot->tts_values[Anum_keys_expires_at - 1] =
 		DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
 							IntervalPGetDatum(ttl));
+	if (ks->beside_shard)
+		slot->tts_values[Anum_keys_tenant - 1] = ks->tenant;
 	ExecStoreVirtualTuple(slot);
 
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
@@ -580,6 +591,8 @@ keystore_insert_result(KeyStore *ks, const KeyScope *scope, const char *key,
 	index_values[1] = slot->tts_values[Anum_keys_scope - 1];
 	index_values[2] = slot->tts_values[Anum_keys_key - 1];
 	index_values[3] = slot->tts_values[Anum_keys_expires_at - 1];
+	if (ks->beside_shard)
+		index_values[4] = ks->tenant;	/* (owner, scope, key, expires_at, tenant) */
 	index_insert(index, index_values, index_nulls, &slot->tts_tid, rel,
 				 UNIQUE_CHECK_YES, false, index_info);
 

@@ -30,6 +30,7 @@
 #define Anum_keys_fingerprint	6
 #define Anum_keys_command		7
 #define Anum_keys_result		8
+#define Anum_keys_tenant		9	/* colocated keys tables only (colocated.c) */
 #define Natts_keys_pkey			4	/* (owner, scope, key, expires_at) */
 #define Nkeys_key				3	/* its prefix (owner, scope, key) */
 
@@ -43,8 +44,14 @@ extern bool key_expired(TimestampTz expires_at);
 
 typedef struct KeyStore
 {
-	Oid			relid;			/* the idempotency_keys table */
+	Oid			relid;			/* the idempotency_keys table, or a shard of a
+								 * colocated keys table */
 	Oid			owner;			/* its owner, who runs the extension's own SQL */
+	bool		beside_shard;	/* relid is a local shard of a colocated keys
+								 * table (colocated.c): probed and inserted
+								 * into directly, with tenant as its 9th
+								 * column and last primary key column */
+	Datum		tenant;			/* beside_shard: the distribution value */
 } KeyStore;
 
 /* What a probe of the primary key index found (keystore_probe). */

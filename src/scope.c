@@ -33,28 +33,62 @@
 
 #include "idempotency.h"
 
+/* Refuse (22023) a tenant longer than IDEM_TENANT_LENGTH_LIMIT bytes. */
+static void
+check_tenant_length(const char *tenant, const char *what)
+{
+	size_t		len = strlen(tenant);
+
+	if (len > IDEM_TENANT_LENGTH_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", what),
+				 errdetail("The tenant is %zu bytes; %s is at most %d bytes long.",
+						   len, what, IDEM_TENANT_LENGTH_LIMIT),
+				 errhint("Use a shorter tenant, such as a user id or a hash of it.")));
+}
+
 /* The scope of the calling role's keys: the role and idempotency.tenant. */
 void
 scope_of_role(KeyScope *scope)
 {
 	const char *tenant = idem_tenant != NULL ? idem_tenant : "";
-	size_t		len = strlen(tenant);
 
 	/*
 	 * Checked here as well as by the setting (settings.c): a tenant set
 	 * before the library was loaded reaches us unchecked, and must fail the
 	 * call rather than fall back to the default tenant.
 	 */
-	if (len > IDEM_TENANT_LENGTH_LIMIT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency.tenant is too long"),
-				 errdetail("The tenant is %zu bytes; idempotency.tenant is at most %d bytes long.",
-						   len, IDEM_TENANT_LENGTH_LIMIT),
-				 errhint("Use a shorter tenant, such as a user id or a hash of it.")));
+	check_tenant_length(tenant, "idempotency.tenant");
 	scope->owner = GetUserId();
 	scope->scope = pstrdup(tenant);
 	scope->lock_object = scope->owner;
+	scope->guard = false;
+}
+
+/*
+ * The scope of the calling role's keys beside a tenant's shard
+ * (colocated.c): tenant is the text form of the distribution value.
+ *
+ * These keys move between nodes with their shard, and Citus copies shards
+ * in binary, which would carry a role OID over as it is: role OIDs differ
+ * from node to node (Citus creates roles on each node by name).  So the
+ * role goes into the scope by name, as quote_ident(role) || '/' || tenant
+ * (quote_ident's output never leaves a '/' unquoted, so no two pairs give
+ * one scope), and the owner column is 0.  The key lock is still taken on
+ * the role's OID here: locks never leave this node.
+ */
+void
+scope_of_tenant(KeyScope *scope, const char *tenant)
+{
+	Oid			role = GetUserId();
+
+	check_tenant_length(tenant, "tenant");
+	scope->owner = InvalidOid;
+	scope->scope = psprintf("%s/%s",
+							quote_identifier(GetUserNameFromId(role, false)),
+							tenant);
+	scope->lock_object = role;
 	scope->guard = false;
 }
 

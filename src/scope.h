@@ -25,6 +25,7 @@ typedef struct KeyScope
 } KeyScope;
 
 extern void scope_of_role(KeyScope *scope);
+extern void scope_of_tenant(KeyScope *scope, const char *tenant);
 extern void scope_of_guard(KeyScope *scope, const char *guard_id,
 						   Oid guarded_table);
 extern bool scope_equal(const KeyScope *a, const KeyScope *b);

@@ -7,85 +7,8 @@
 # Through the coordinator: a key is stored on the coordinator, the payment
 # on a worker, and the two commit together (two-phase commit).
 
-# psql on a node that records every error's SQLSTATE, one per line on
-# stdout, instead of stopping: sqlstates NODE -c SQL [-c SQL...]
-sqlstates() {
-    local node="$1"
-    shift
-    psql -X -q -A -t -v ON_ERROR_STOP=0 -v VERBOSITY=sqlstate \
-        -h "$CITUS_DIR" -p "${NODE_PORT[$node]}" -U postgres -d postgres "$@" 2>&1 >/dev/null |
-        sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\)$/\1/p' | paste -sd' ' -
-}
+. test/citus/helpers.bash
 
-# the call that pays: key $1 for customer $2
-pay_sql() {
-    echo "SELECT idem_execute('$1', 'INSERT INTO payments (customer, amount, ref) VALUES (\$1, \$2, \$3) RETURNING ref', '$2'::text, 10.00::numeric, '$1'::text)"
-}
-
-# The request-key way to pay: idem_begin, the INSERT, idem_finish, in one
-# transaction; a retry whose idem_begin returns the stored response does
-# nothing else.
-request_sql() {
-    cat <<SQL
-DO \$\$
-BEGIN
-    IF idem_begin('$1', '{"pay": "$2"}') IS NULL THEN
-        INSERT INTO payments (customer, amount, ref) VALUES ('$2', 10.00, '$1');
-        PERFORM idem_finish('$1', '{"status": 201}');
-    END IF;
-END
-\$\$
-SQL
-}
-payments_of() {
-    nsql coord -c "SELECT count(*) FROM payments WHERE ref = '$1'"
-}
-
-keys_of() {
-    nsql coord -c "SELECT count(*) FROM idempotency_keys WHERE key = '$1'"
-}
-
-# two-phase commits the coordinator has recorded (until recovery removes them)
-dist_xacts() {
-    nsql coord -c "SELECT count(*) FROM pg_dist_transaction"
-}
-
-# wait_for NODE SQL EXPECTED: poll (up to 60 s) until SQL returns EXPECTED
-wait_for() {
-    local i got=""
-    for ((i = 0; i < 600; i++)); do
-        got="$(nsql "$1" -c "$2" 2>/dev/null || true)"
-        [[ "$got" == "$3" ]] && return 0
-        sleep 0.1
-    done
-    echo "# wait_for $1: '$2' returned '$got', not '$3' after 60 s" >&2
-    nsql "$1" -c "SELECT pid, backend_type, state, wait_event_type, wait_event, left(query, 80)
-                  FROM pg_stat_activity WHERE pid <> pg_backend_pid()" 2>&1 | sed 's/^/#   /' >&2 || true
-    return 1
-}
-
-nsql coord >/dev/null <<'SQL'
-SET client_min_messages = warning;
-CREATE EXTENSION idempotency;
-CREATE TABLE payments (
-    id bigserial,
-    customer text NOT NULL,
-    amount numeric NOT NULL,
-    ref text,
-    PRIMARY KEY (customer, id)
-);
-SELECT create_distributed_table('payments', 'customer', shard_count := 4);
-SQL
-
-# a customer whose shard is on the worker at port $1
-customer_on() {
-    nsql coord -c "SELECT c FROM generate_series(1, 100) g, LATERAL (SELECT 'cus_' || g AS c) x
-                   WHERE (SELECT nodeport FROM citus_shards
-                          WHERE shardid = get_shard_id_for_distribution_column('payments', x.c)) = $1
-                   ORDER BY g LIMIT 1"
-}
-CUS_W1="$(customer_on "${NODE_PORT[w1]}")"
-CUS_W2="$(customer_on "${NODE_PORT[w2]}")"
 is "a customer on each worker ($CUS_W1, $CUS_W2)" yes \
     "$([[ -n "$CUS_W1" && -n "$CUS_W2" ]] && echo yes || echo no)"
 

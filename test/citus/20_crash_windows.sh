@@ -5,73 +5,8 @@
 # prepared transactions, the client retries the key, and there must be
 # exactly one payment.
 #
-# How a node is paused at a point of the commit: pause.conf names a
-# synchronous standby that never connects.  A COMMIT or PREPARE TRANSACTION
-# on that node then writes its WAL (durable: synchronous_commit = on) and
-# waits for the standby, in wait event SyncRep, until pause.conf is removed.
-# A statement is paused before its commit by a lock on its shard instead.
 
-pause_node() {
-    echo "synchronous_standby_names = 'idem_pause'" >"$(node_data "$1")/pause.conf"
-    chown postgres:postgres "$(node_data "$1")/pause.conf"
-    nsql "$1" -c "SELECT pg_reload_conf()" >/dev/null
-    wait_for "$1" "SHOW synchronous_standby_names" idem_pause
-    # Commits wait only once the checkpointer has read the new setting too.
-    # A canary commit that writes WAL (a transactional logical message) and
-    # waits proves it; it ends with the pause.  One that went through came
-    # too early, and another one is sent.
-    local i canary
-    for ((i = 0; i < 300; i++)); do
-        psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[$1]}" -U postgres -d postgres \
-            -c "SELECT pg_catalog.pg_logical_emit_message(true, 'idem_pause_canary', '')" >/dev/null 2>&1 &
-        canary=$!
-        sleep 0.2
-        if kill -0 "$canary" 2>/dev/null; then
-            waiting_in_syncrep "$1" '%idem_pause_canary%'
-            return
-        fi
-    done
-    echo "# pause_node $1: commits never started to wait" >&2
-    return 1
-}
-
-# release a paused node (if it is up) and keep it from pausing on restart
-unpause_node() {
-    rm -f "$(node_data "$1")/pause.conf"
-    if [[ "${NODE_UP[$1]}" == 1 ]]; then
-        nsql "$1" -c "SELECT pg_reload_conf()" >/dev/null
-        wait_for "$1" "SHOW synchronous_standby_names" ""
-    fi
-}
-
-# waiting_in_syncrep NODE PATTERN: a backend whose query is LIKE PATTERN waits
-waiting_in_syncrep() {
-    wait_for "$1" "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND query LIKE '$2'" t
-}
-
-prepared_on() {
-    nsql "$1" -c "SELECT count(*) FROM pg_prepared_xacts"
-}
-
-crash() {
-    node_stop "$1" immediate
-}
-
-# pay in the background on the coordinator; PAYER is its pid
-pay_in_background() {
-    psql -X -q -A -t -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
-        -c "$("$PAY" "$1" "$2")" >"$CITUS_DIR/payer.out" 2>&1 &
-    PAYER=$!
-}
-
-# payer_result: ok if the background payment returned, failed otherwise
-payer_result() {
-    if wait "$PAYER"; then echo ok; else echo failed; fi
-}
-
-recover() {
-    nsql coord -c "SELECT recover_prepared_transactions()" >/dev/null
-}
+. test/citus/helpers.bash
 
 # after_crash WINDOW KEY: the client's retry, and exactly one payment
 after_crash() {
