@@ -10,7 +10,7 @@
 #   C   idem_execute(fresh key, 'INSERT INTO payments ...', customer, amount)
 #       through the coordinator: the key stored on the coordinator, the
 #       payment on a worker, two-phase commit forced by the extension
-#   L   pay(customer, fresh key, amount): a wrapper calling
+#   L   pay(customer, fresh key, amount): a PL/pgSQL wrapper calling
 #       idem_execute_colocated('payments', customer, key, 'INSERT ...',
 #       customer, amount), after idem_colocate_keys('payments'), distributed
 #       with create_distributed_function(..., 'customer', colocate_with =>
@@ -151,7 +151,7 @@ for db in "$DB2" "$DB1"; do
 done
 if ((L_OK)); then
     VARIANTS=(P2 C2 Pd2 L2 P1 L1)
-    L_NOTE="L: idem_execute_colocated delegated (bench/citus/setup_colocated.sql)"
+    L_NOTE="(wrappers in PL/pgSQL: bench/citus/setup.sql, bench/citus/setup_colocated.sql)"
 else
     VARIANTS=(P2 C2 Pd2 P1 Pd1)
     L_NOTE="L: NOT AVAILABLE: this build has no idem_colocate_keys / idem_execute_colocated (the colocated API); Pd stands in for the 1-worker scaling"
@@ -415,5 +415,11 @@ echo "idle column shows how much was left.  Throughput is then the cores divided
 echo "transaction takes on all nodes together (plus pgbench's), which a second worker does not lower (it"
 echo "may raise it: more connections, more processes sharing the cores).  On separate machines each"
 echo "worker adds its own cores, and the workers' share of that CPU time is what spreads over them."
+if has L2; then
+    echo "L against P: delegation itself (Pd/P $(awk -v r="$(ratio Pd2 P2)" 'BEGIN { printf "%.2f", r }')) times the key written beside the"
+    echo "payment (L/Pd $(awk -v r="$(ratio L2 Pd2)" 'BEGIN { printf "%.2f", r }')).  A delegated call is planned on the coordinator (Citus plans"
+    echo "each call afresh to see the tenant), sent to the worker, run there in PL/pgSQL, whose INSERT is"
+    echo "planned by Citus again; a plain INSERT is routed straight to the shard."
+fi
 echo "C pays for two-phase commit: PREPARE and COMMIT PREPARED each wait for a WAL flush on the worker"
 echo "whatever synchronous_commit says (here $SYNC_COMMIT), and a row in pg_dist_transaction on the coordinator."

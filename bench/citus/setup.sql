@@ -14,10 +14,17 @@ CREATE TABLE payments (
 );
 SELECT create_distributed_table('payments', 'customer');
 
--- Pd: what delegation itself costs (no key); L's wrapper without the key
+-- Pd: what delegation itself costs (no key); L's wrapper without the key.
+-- PL/pgSQL, as L's: a LANGUAGE sql wrapper whose body is one SELECT would be
+-- inlined into the caller's query, and Citus would not delegate it.
 CREATE FUNCTION pay_plain(customer text, amount numeric) RETURNS bigint
-LANGUAGE sql AS $f$
-    INSERT INTO payments (customer, amount) VALUES (customer, amount) RETURNING id
+LANGUAGE plpgsql AS $f$
+DECLARE
+    v bigint;
+BEGIN
+    INSERT INTO payments (customer, amount) VALUES (customer, amount) RETURNING id INTO v;
+    RETURN v;
+END
 $f$;
 SELECT create_distributed_function('pay_plain(text,numeric)', 'customer',
                                    colocate_with => 'payments', force_delegation => true);

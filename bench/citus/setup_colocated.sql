@@ -2,7 +2,8 @@
 -- coordinator of each layout's database after setup.sql, when the extension
 -- has the colocated API: the keys table distributed with payments, and L's
 -- wrapper, delegated like pay_plain to the worker that owns the customer's
--- shard, where key and payment commit in one local transaction.
+-- shard, where key and payment commit in one local transaction (PL/pgSQL:
+-- a LANGUAGE sql body of one SELECT would be inlined, and not delegated).
 SET client_min_messages = warning;
 
 SELECT idem_colocate_keys('payments') AS keys_table \gset
@@ -11,10 +12,12 @@ SELECT idem_colocate_keys('payments') AS keys_table \gset
 CREATE VIEW bench_colocated_keys AS SELECT key FROM :keys_table;
 
 CREATE FUNCTION pay(customer text, key text, amount numeric) RETURNS jsonb
-LANGUAGE sql AS $f$
-    SELECT idem_execute_colocated('payments', customer, key,
+LANGUAGE plpgsql AS $f$
+BEGIN
+    RETURN idem_execute_colocated('payments', customer, key,
         'INSERT INTO payments (customer, amount) VALUES ($1, $2) RETURNING id',
-        customer, amount)
+        customer, amount);
+END
 $f$;
 SELECT create_distributed_function('pay(text,text,numeric)', 'customer',
                                    colocate_with => 'payments', force_delegation => true);
