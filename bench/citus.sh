@@ -96,22 +96,17 @@ RESULTS="$BENCH_TMP/results.tsv"
 
 # ---------------------------------------------------------------------------
 # the cluster: settings as scripts/bench.sh gives its server (durable writes,
-# synchronous_commit = off, checkpoints out of the runs, no autovacuum), the
-# extension preloaded after citus, function call counts for the delegation
-# check
+# synchronous_commit = off unless BENCH_CITUS_SYNC_COMMIT says otherwise,
+# checkpoints out of the runs, no autovacuum), the extension preloaded after
+# citus, function call counts for the delegation check
 # ---------------------------------------------------------------------------
 CITUS_NODE_CONF=(
     "# benchmark settings (bench/citus.sh)"
     "shared_preload_libraries = 'citus,idempotency'"
     "idempotency.purge_interval = 0"
     "shared_buffers = $NODE_SB"
+    "${IDEM_BENCH_SETTINGS[@]}"
     "synchronous_commit = $SYNC_COMMIT"
-    "fsync = on"
-    "full_page_writes = on"
-    "max_wal_size = 4GB"
-    "checkpoint_timeout = 30min"
-    "wal_buffers = 64MB"
-    "autovacuum = off"
     "max_connections = 100"
     "track_functions = all"
 )
