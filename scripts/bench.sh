@@ -8,6 +8,8 @@
 # Each bench/NAME.sh is a standalone script that finds the server through
 # PGHOST/PGPORT/PGUSER (a superuser), creates its own database, checks what
 # it measures and prints its own report; a non-zero exit fails the run.
+# (bench/citus.sh starts a Citus cluster of its own instead, through
+# scripts/citus-cluster.sh, and skips when Citus cannot be had.)
 # Files in bench/ that do not end in .sh are helpers, not benchmarks.
 #
 # Run as root (the server runs as OS user postgres and is stopped on exit).
