@@ -63,6 +63,8 @@ CITUS_NODE_CONF=(
     "fsync = off"
     "full_page_writes = off"
     "synchronous_commit = on"
+    "# shard moves by logical replication (the default transfer mode) need it"
+    "wal_level = logical"
     "# the tests recover prepared transactions themselves, when they choose"
     "citus.recover_2pc_interval = -1"
     "include_if_exists = 'pause.conf'"

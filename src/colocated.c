@@ -63,8 +63,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "compat.h"
 #include "idempotency.h"
@@ -76,8 +78,11 @@ PG_FUNCTION_INFO_V1(idem_forget_colocated);
 
 #define COLOCATED_PREFIX "idempotency_keys_colocated_"
 
-/* pg_dist_placement, as Citus 11 to 13 define it */
-#define DIST_PLACEMENT_TABLE "pg_dist_placement"
+/* pg_dist_shard and pg_dist_placement, as Citus 11 to 13 define them */
+#define Anum_dist_shard_logicalrelid 1
+#define Anum_dist_shard_shardid 2
+#define Anum_dist_shard_minvalue 5
+#define Anum_dist_shard_maxvalue 6
 #define Anum_dist_placement_shardid 2
 #define Anum_dist_placement_shardstate 3
 #define Anum_dist_placement_groupid 5
@@ -98,7 +103,9 @@ typedef struct ColocatedKeys
 	Oid			tenant_in;		/* its input function */
 	Oid			tenant_ioparam;
 	Oid			tenant_out;		/* its output function */
-	SPIPlanPtr	shard_plan;		/* the shard id of a tenant */
+	int16		tenant_typlen;
+	Oid			tenant_collation;
+	FmgrInfo	tenant_hash;	/* its hash function, as Citus hashes it */
 } ColocatedKeys;
 
 #define COLOCATED_CACHE_SIZE 8
@@ -114,8 +121,6 @@ colocated_cache_clear(void)
 
 	for (i = 0; i < colocated_cache_used; i++)
 	{
-		if (colocated_cache[i].shard_plan != NULL)
-			SPI_freeplan(colocated_cache[i].shard_plan);
 		if (colocated_cache[i].name != NULL)
 			pfree(colocated_cache[i].name);
 	}
@@ -125,8 +130,8 @@ colocated_cache_clear(void)
 
 /*
  * Any change to a cached table (Citus invalidates a distributed table's
- * relcache entry when its metadata changes) empties the cache; the plans go
- * at the next lookup, not inside the callback.
+ * relcache entry when its metadata changes) empties the cache, at the next
+ * lookup.
  */
 static bool colocated_cache_stale = false;
 
@@ -162,13 +167,6 @@ spi_as(Oid role, const char *sql, int nargs, Oid *types, Datum *values,
 	return rc;
 }
 
-/* The extension's keys table and its owner, for the calling function. */
-static void
-extension_keys(FunctionCallInfo fcinfo, KeyStore *ks)
-{
-	keystore_open(ks, fcinfo->flinfo->fn_oid);
-}
-
 /*
  * How colocate_with is distributed: its colocation id and distribution
  * column.  Refuses (0A000) anything but a hash-distributed table.  Needs
@@ -182,6 +180,7 @@ distribution_of(Oid colocate_with, uint32 *colocationid, AttrNumber *column)
 	bool		isnull;
 	char	   *method;
 	char	   *colname;
+	Oid			type;
 
 	if (SPI_execute_with_args("SELECT p.partmethod::pg_catalog.text, p.colocationid,"
 							  " pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)"
@@ -205,6 +204,22 @@ distribution_of(Oid colocate_with, uint32 *colocationid, AttrNumber *column)
 	if (*column == InvalidAttrNumber)
 		elog(ERROR, "distribution column \"%s\" of \"%s\" not found",
 			 colname, get_rel_name(colocate_with));
+
+	/*
+	 * The keys table's owner reads and writes tenant values, and Citus
+	 * converts them to and from text on the way: only base and enum types,
+	 * whose functions a superuser made, never a domain's check or a row
+	 * type's columns, which could run a function of the table's owner with
+	 * the extension owner's rights.
+	 */
+	type = get_atttype(colocate_with, *column);
+	if (get_typtype(type) != TYPTYPE_BASE && get_typtype(type) != TYPTYPE_ENUM)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("distribution column \"%s\" of \"%s\" has type %s, which keys beside their shard do not support",
+						colname, get_rel_name(colocate_with), format_type_be(type)),
+				 errdetail("The tenant must be of a base or enum type, not a domain, composite or range type."),
+				 errhint("Distribute the table by a column of the domain's base type.")));
 }
 
 /* The name of the colocated keys table of a colocation group. */
@@ -257,7 +272,7 @@ idem_colocate_keys(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	extension_keys(fcinfo, &ks);
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);	/* its schema and owner */
 	nsp = get_rel_namespace(ks.relid);
 	distribution_of(colocate_with, &colocationid, &column);
 	name = colocated_name(colocationid);
@@ -309,7 +324,9 @@ idem_colocate_keys(PG_FUNCTION_ARGS)
 						 " REVOKE ALL ON %s FROM PUBLIC;"
 						 " COMMENT ON TABLE %s IS 'idempotency keys beside their shard, colocated with %s (idem_colocate_keys): owner 0, scope = quote_ident(role)/tenant';",
 						 qname,
-						 format_type_with_typemod(type, typmod), collate,
+						 format_type_extended(type, typmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY),
+						 collate,
 						 qname, qname,
 						 get_rel_name(colocate_with));
 		spi_as(ks.owner, sql.data, 0, NULL, NULL, NULL, false);
@@ -356,7 +373,7 @@ colocated_keys(FunctionCallInfo fcinfo, Oid colocate_with)
 	int32		typmod;
 	Oid			collation;
 	bool		isvarlena;
-	MemoryContext old;
+	TypeCacheEntry *typentry;
 	int			i;
 
 	if (!colocated_callback_registered)
@@ -377,7 +394,7 @@ colocated_keys(FunctionCallInfo fcinfo, Oid colocate_with)
 	if (colocated_cache_used == COLOCATED_CACHE_SIZE)
 		colocated_cache_clear();
 
-	extension_keys(fcinfo, &ks);
+	keystore_open(&ks, fcinfo->flinfo->fn_oid);	/* its schema and owner */
 	distribution_of(colocate_with, &colocationid, &column);
 	entry = &colocated_cache[colocated_cache_used];
 	memset(entry, 0, sizeof(ColocatedKeys));
@@ -395,19 +412,14 @@ colocated_keys(FunctionCallInfo fcinfo, Oid colocate_with)
 						 get_rel_name(colocate_with))));
 	get_atttypetypmodcoll(colocate_with, column, &type, &typmod, &collation);
 	entry->tenant_type = type;
+	entry->tenant_collation = collation;
+	entry->tenant_typlen = get_typlen(type);
 	getTypeInputInfo(type, &entry->tenant_in, &entry->tenant_ioparam);
 	getTypeOutputInfo(type, &entry->tenant_out, &isvarlena);
-
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	{
-		Oid			argtypes[2] = {REGCLASSOID, type};
-
-		entry->shard_plan = SPI_prepare("SELECT pg_catalog.get_shard_id_for_distribution_column($1, $2)",
-										2, argtypes);
-		if (entry->shard_plan == NULL || SPI_keepplan(entry->shard_plan) != 0)
-			elog(ERROR, "could not prepare the shard lookup");
-	}
-	MemoryContextSwitchTo(old);
+	typentry = lookup_type_cache(type, TYPECACHE_HASH_PROC_FINFO);
+	if (!OidIsValid(typentry->hash_proc_finfo.fn_oid))
+		elog(ERROR, "type %s has no hash function", format_type_be(type));
+	fmgr_info_copy(&entry->tenant_hash, &typentry->hash_proc_finfo, TopMemoryContext);
 	colocated_cache_used++;		/* complete: only now can a lookup find it */
 	return entry;
 }
@@ -448,31 +460,92 @@ tenant_argument(FunctionCallInfo fcinfo, int argno, ColocatedKeys *keys,
 		value = OidInputFunctionCall(keys->tenant_in, in,
 									 keys->tenant_ioparam, -1);
 	}
+	/* stored in the shard and its index as it is: no toast pointer */
+	if (keys->tenant_typlen == -1)
+		value = PointerGetDatum(PG_DETOAST_DATUM(value));
 	*text = OidOutputFunctionCall(keys->tenant_out, value);
 	return value;
 }
 
-/* The shard of the colocated keys table that holds tenant.  Needs SPI. */
+/*
+ * Open a Citus catalog table in pg_catalog and scan it by its index
+ * index_name on its column attnum, with a fresh snapshot: Citus updates these
+ * tables when a shard moves or splits, and a call must see the last state.
+ */
+typedef struct CatalogScan
+{
+	Relation	rel;
+	SysScanDesc scan;
+	Snapshot	snapshot;
+} CatalogScan;
+
+static void
+catalog_scan_begin(CatalogScan *cs, const char *table, const char *index_name,
+				   AttrNumber attnum, RegProcedure eq, Datum key)
+{
+	Oid			relid = get_relname_relid(table, PG_CATALOG_NAMESPACE);
+	Oid			indexid = get_relname_relid(index_name, PG_CATALOG_NAMESPACE);
+	ScanKeyData skey;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "Citus catalog pg_catalog.%s or its index %s is missing",
+			 table, index_name);
+	cs->rel = table_open(relid, AccessShareLock);
+	cs->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyInit(&skey, attnum, BTEqualStrategyNumber, eq, key);
+	cs->scan = systable_beginscan(cs->rel, indexid, true, cs->snapshot, 1, &skey);
+}
+
+static void
+catalog_scan_end(CatalogScan *cs)
+{
+	systable_endscan(cs->scan);
+	UnregisterSnapshot(cs->snapshot);
+	table_close(cs->rel, AccessShareLock);
+}
+
+/*
+ * The shard of the colocated keys table that holds tenant, found as Citus
+ * finds it (FindShardInterval): the tenant hashed with its type's hash
+ * function, in the shard whose hash range holds it.  Nothing of the
+ * tenant's type runs with the owner's rights: its input function ran as the
+ * caller, and hash functions are built in or a superuser's.
+ */
 static int64
 shard_of(ColocatedKeys *keys, Datum tenant)
 {
-	Datum		values[2];
-	Oid			save_userid;
-	int			save_sec_context;
-	bool		isnull;
-	int			rc;
+	int32		hash = DatumGetInt32(FunctionCall1Coll(&keys->tenant_hash,
+													   keys->tenant_collation,
+													   tenant));
+	CatalogScan cs;
+	HeapTuple	tuple;
+	int64		shardid = -1;
 
-	values[0] = ObjectIdGetDatum(keys->relid);
-	values[1] = tenant;
-	/* Citus asks for SELECT on the table, which only its owner has */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(keys->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	rc = SPI_execute_plan(keys->shard_plan, values, NULL, true, 1);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not find the shard of the tenant");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	catalog_scan_begin(&cs, "pg_dist_shard", "pg_dist_shard_logical_relid_index",
+					   Anum_dist_shard_logicalrelid, F_OIDEQ, ObjectIdGetDatum(keys->relid));
+	while (HeapTupleIsValid(tuple = systable_getnext(cs.scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(cs.rel);
+		bool		min_null;
+		bool		max_null;
+		bool		isnull;
+		Datum		min = heap_getattr(tuple, Anum_dist_shard_minvalue, desc, &min_null);
+		Datum		max = heap_getattr(tuple, Anum_dist_shard_maxvalue, desc, &max_null);
+
+		if (min_null || max_null)
+			continue;
+		if (hash >= pg_strtoint32(TextDatumGetCString(min)) &&
+			hash <= pg_strtoint32(TextDatumGetCString(max)))
+		{
+			shardid = DatumGetInt64(heap_getattr(tuple, Anum_dist_shard_shardid,
+												 desc, &isnull));
+			break;
+		}
+	}
+	catalog_scan_end(&cs);
+	if (shardid < 0)
+		elog(ERROR, "no shard of %s holds hash value %d", keys->name, hash);
+	return shardid;
 }
 
 /*
@@ -482,41 +555,30 @@ shard_of(ColocatedKeys *keys, Datum tenant)
 static int32
 placement_group(int64 shardid)
 {
-	Oid			placement_relid = get_relname_relid(DIST_PLACEMENT_TABLE,
-													PG_CATALOG_NAMESPACE);
-	Relation	rel;
-	ScanKeyData skey;
-	SysScanDesc scan;
+	CatalogScan cs;
 	HeapTuple	tuple;
-	Snapshot	snapshot;
 	int32		group = -1;
 
-	if (!OidIsValid(placement_relid))
-		elog(ERROR, "pg_catalog.pg_dist_placement is missing");
-	rel = table_open(placement_relid, AccessShareLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyInit(&skey, Anum_dist_placement_shardid, BTEqualStrategyNumber,
-				F_INT8EQ, Int64GetDatum(shardid));
-	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 1, &skey);
-	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	catalog_scan_begin(&cs, "pg_dist_placement", "pg_dist_placement_shardid_index",
+					   Anum_dist_placement_shardid, F_INT8EQ, Int64GetDatum(shardid));
+	while (HeapTupleIsValid(tuple = systable_getnext(cs.scan)))
 	{
+		TupleDesc	desc = RelationGetDescr(cs.rel);
 		bool		isnull;
 		Datum		state = heap_getattr(tuple, Anum_dist_placement_shardstate,
-										 RelationGetDescr(rel), &isnull);
+										 desc, &isnull);
 
 		if (isnull || DatumGetInt32(state) != DIST_SHARD_STATE_ACTIVE)
 			continue;
 		group = DatumGetInt32(heap_getattr(tuple, Anum_dist_placement_groupid,
-										   RelationGetDescr(rel), &isnull));
+										   desc, &isnull));
 		break;
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
+	catalog_scan_end(&cs);
 	return group;
 }
 
-/* 0A000: the tenant's shard is on another node.  Needs SPI. */
+/* 0A000: the tenant's shard is on another node. */
 static void
 refuse_not_local(ColocatedKeys *keys, const char *tenant, int64 shardid,
 				 int32 group)
@@ -525,6 +587,8 @@ refuse_not_local(ColocatedKeys *keys, const char *tenant, int64 shardid,
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(group)};
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (group >= 0 &&
 		SPI_execute_with_args("SELECT nodename OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) nodeport"
 							  " FROM pg_catalog.pg_dist_node WHERE groupid OPERATOR(pg_catalog.=) $1"
@@ -569,9 +633,6 @@ open_shard(ExecuteTarget *target, KeyStore *ks)
 	Oid			shard_relid;
 	int			attempt;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
 	/*
 	 * Lock, then check the placement: from then on a move or split of the
 	 * shard waits for this transaction.  A split replaces the shard with new
@@ -600,8 +661,6 @@ open_shard(ExecuteTarget *target, KeyStore *ks)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("shard \"%s\" of the colocated keys table is missing on this node",
 						shard_name)));
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
 
 	ks->relid = shard_relid;
 	ks->owner = keys->owner;
@@ -730,14 +789,9 @@ idem_forget_colocated(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(existed);
 }
 
-/*
- * idem_purge's part for colocated keys: on the coordinator, delete the
- * expired rows of every colocated keys table in the extension's schema
- * (keys_relid's), one distributed DELETE each, which Citus runs on every
- * shard where it is.  Elsewhere, and without Citus, nothing.  Needs SPI.
- */
-int64
-colocated_purge(KeyStore *ks)
+/* Delete the expired keys of every colocated keys table; how many. */
+static int64
+purge_colocated_tables(KeyStore *ks)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1];
@@ -746,8 +800,6 @@ colocated_purge(KeyStore *ks)
 	uint64		i;
 	int64		purged = 0;
 
-	if (!citus_present() || citus_local_group() != 0)
-		return 0;
 	values[0] = ObjectIdGetDatum(get_rel_namespace(ks->relid));
 	if (SPI_execute_with_args("SELECT pg_catalog.quote_ident(c.relname)"
 							  " FROM pg_catalog.pg_class c"
@@ -768,5 +820,56 @@ colocated_purge(KeyStore *ks)
 		spi_as(ks->owner, sql, 0, NULL, NULL, NULL, false);
 		purged += (int64) SPI_processed;
 	}
+	return purged;
+}
+
+/*
+ * idem_purge's part for colocated keys: on the coordinator, delete the
+ * expired rows of every colocated keys table in the extension's schema
+ * (keys_relid's), one distributed DELETE each, which Citus runs on every
+ * shard where it is.  Elsewhere, and without Citus, nothing.  Needs SPI.
+ *
+ * It runs in a subtransaction: a worker that cannot be reached leaves the
+ * colocated keys for the next purge, with a warning, rather than failing
+ * the purge of the coordinator's own keys with it.
+ */
+int64
+colocated_purge(KeyStore *ks)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int64		purged = 0;
+
+	if (!citus_present() || citus_local_group() != 0)
+		return 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		purged = purge_colocated_tables(ks);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not purge the colocated idempotency keys: %s",
+						edata->message),
+				 errdetail("Their expired keys stay until a later purge.")));
+		FreeErrorData(edata);
+		purged = 0;
+	}
+	PG_END_TRY();
 	return purged;
 }

@@ -83,6 +83,14 @@ is "idem_colocate_keys on a worker: refused" 0A000 \
     "$(sqlstates w1 -c "SELECT idem_colocate_keys('payments')")"
 is "idem_colocate_keys of a table Citus does not distribute: refused" 0A000 \
     "$(sqlstates coord -c "CREATE TEMP TABLE colo_local (id int)" -c "SELECT idem_colocate_keys('colo_local')")"
+nsql coord >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE DOMAIN colo_dom AS text CHECK (VALUE <> '');
+CREATE TABLE colo_by_domain (customer colo_dom PRIMARY KEY);
+SELECT create_distributed_table('colo_by_domain', 'customer');
+SQL
+is "idem_colocate_keys of a table distributed by a domain: refused (its check would run as the extension's owner)" 0A000 \
+    "$(sqlstates coord -c "SELECT idem_colocate_keys('colo_by_domain')")"
 
 # --- one call, delegated ---------------------------------------------------------------
 
@@ -169,6 +177,8 @@ is "a table without colocated keys: 55000 (call idem_colocate_keys)" 55000 \
 
 like "idem_lookup_colocated returns the stored result" '{"rows": ?{"ref": "c-first"}?, "command": "INSERT", "row_count": 1}' \
     "$(nsql coord -c "SELECT idem_lookup_colocated('payments', '$CUS_W1'::text, 'c-first')")"
+is "idem_lookup_colocated on a worker, for a key on the other worker" t \
+    "$(nsql w2 -c "SELECT idem_lookup_colocated('payments', '$CUS_W1'::text, 'c-first') IS NOT NULL")"
 is "idem_lookup_colocated: another role does not see it" t \
     "$(nsql coord -c "SET ROLE colo_other" -c "SELECT idem_lookup_colocated('payments', '$CUS_W1'::text, 'c-first') IS NULL")"
 is "idem_forget_colocated: another role cannot delete it" f \
@@ -250,8 +260,35 @@ purged="$(nsql coord -c "SELECT idem_purge()")"
 is "idem_purge on the coordinator purges expired colocated keys on every worker" "yes 0" \
     "$([[ "$purged" -ge 2 ]] && echo yes || echo "no ($purged)") $(colocated_keys_of c-expiring)"
 is "... and leaves the live ones" 1 "$(colocated_keys_of c-tx)"
+nsql w2 -c "SET idempotency.ttl = 1" -c "$(colocated_pay c-expiring-2 "$CUS_W2")" >/dev/null
+sleep 1.2
+node_stop w2 fast
+out="$(nsql coord -c "SELECT idem_purge() >= 0" 2>&1)"
+like "a worker down: idem_purge warns and still purges the coordinator's keys" \
+    "*could not purge the colocated idempotency keys*t" "$(echo "$out" | paste -sd' ' -)"
+node_start w2
+nsql coord -c "SELECT idem_purge()" >/dev/null
+is "the worker back: the next purge removes its expired keys" 0 "$(colocated_keys_of c-expiring-2)"
 
-# --- a shard move with live keys ------------------------------------------------------------------
+# --- a tenant of another type -------------------------------------------------------------
+
+# colo_apart is distributed by a bigint; its keys table by a bigint tenant
+nsql coord -c "SELECT idem_colocate_keys('colo_apart')" >/dev/null
+apart_port="$(nsql coord -c "SELECT nodeport FROM citus_shards
+                             WHERE shardid = get_shard_id_for_distribution_column('colo_apart', 7)")"
+apart_node=w1
+[[ "$apart_port" == "${NODE_PORT[w2]}" ]] && apart_node=w2
+apart_sql() {
+    echo "SELECT idem_execute_colocated('colo_apart', $1, 'c-apart', 'INSERT INTO colo_apart VALUES (\$1) RETURNING id', 7::bigint)"
+}
+like "a bigint tenant given as an integer: runs where 7's shard is" '*"replayed": false*' \
+    "$(nsql "$apart_node" -c "$(apart_sql 7)")"
+like "... given as a bigint, or as text: the same key" '*"replayed": true*"replayed": true*' \
+    "$(nsql "$apart_node" -c "$(apart_sql 7::bigint)" -c "$(apart_sql "'7'")" | paste -sd' ' -)"
+is "... stored under the tenant 7" "1 7" \
+    "$(nsql coord -c "SELECT count(*), min(tenant) FROM $(nsql coord -c "SELECT idem_colocate_keys('colo_apart')") WHERE key = 'c-apart'" | tr '|' ' ')"
+
+# --- shard moves with live keys ------------------------------------------------------------------
 
 payments_shard_w1="$(nsql coord -c "SELECT get_shard_id_for_distribution_column('payments', '$CUS_W1')")"
 for k in c-move-1 c-move-2; do
@@ -260,8 +297,9 @@ done
 old_keys_shard="$(shard_of_customer "$CUS_W1")"
 # a call in flight on worker 1 as the move starts: the move waits for it
 hold_colocated c-move-inflight "$CUS_W1" 2
+# by logical replication, Citus's default: writes go on during the copy
 nsql coord -c "SELECT citus_move_shard_placement($payments_shard_w1, '$CITUS_DIR', ${NODE_PORT[w1]},
-               '$CITUS_DIR', ${NODE_PORT[w2]}, shard_transfer_mode => 'block_writes')" >/dev/null
+               '$CITUS_DIR', ${NODE_PORT[w2]}, shard_transfer_mode => 'force_logical')" >/dev/null
 wait "$HOLDER" || true
 is "moved: the customer's shards are on worker 2 now" "${NODE_PORT[w2]} ${NODE_PORT[w2]}" \
     "$(keys_node_of "$CUS_W1") $(nsql coord -c "SELECT nodeport FROM citus_shards WHERE shardid = $payments_shard_w1")"
@@ -281,6 +319,41 @@ like "moved: a new key pays on the new node" '*"replayed": false*' \
 is "moved: the new key is in worker 2's shard" 1 \
     "$(nsql w2 -c "SELECT count(*) FROM $(shard_of_customer "$CUS_W1") WHERE key = 'c-move-new'")"
 is "moved: replays and the new key used no two-phase commit" "$before" "$(all_dist_xacts)"
+
+# A call that has claimed its key and is still running its statement as a
+# move starts (a client on worker 2, where the shard is now): the statement
+# sleeps before it writes anything, so nothing but the call's shard lock
+# holds the move back.  The move must wait for the call's commit, which takes
+# its key along; without that lock the move would copy the shard without the
+# key, the key would go into the old shard, and the retry would pay again.
+nsql coord >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE FUNCTION pay_slowly(customer text, amount numeric, ref text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(2);
+    INSERT INTO payments (customer, amount, ref) VALUES (customer, amount, ref);
+    RETURN ref;
+END
+$$;
+SQL
+is "pay_slowly exists on the workers (Citus propagates functions)" "t t" \
+    "$(nsql w1 -c "SELECT to_regproc('pay_slowly') IS NOT NULL") $(nsql w2 -c "SELECT to_regproc('pay_slowly') IS NOT NULL")"
+slow_sql="SELECT idem_execute_colocated('payments', '$CUS_W1'::text, 'c-move-slow',
+    'SELECT pay_slowly(\$1, \$2, \$3) AS ref', '$CUS_W1'::text, 10.00::numeric, 'c-move-slow'::text)"
+psql -X -q -A -t -h "$CITUS_DIR" -p "${NODE_PORT[w2]}" -U postgres -d postgres \
+    -c "$slow_sql" >"$CITUS_DIR/slow.out" 2>&1 &
+SLOW=$!
+wait_for w2 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%c-move-slow%'" 1
+# blocking writes from its start
+nsql coord -c "SELECT citus_move_shard_placement($payments_shard_w1, '$CITUS_DIR', ${NODE_PORT[w2]},
+               '$CITUS_DIR', ${NODE_PORT[w1]}, shard_transfer_mode => 'block_writes')" >/dev/null
+like "moved back during a call: the call completed" '*"replayed": false*' \
+    "$(wait "$SLOW"; cat "$CITUS_DIR/slow.out")"
+is "moved back: on worker 1 again" "${NODE_PORT[w1]}" "$(keys_node_of "$CUS_W1")"
+like "moved back: the key of the call in flight replays on the new node" '*"replayed": true*' \
+    "$(nsql w1 -c "$slow_sql")"
+is "moved back: paid once" 1 "$(payments_of c-move-slow)"
 
 # --- a shard split with live keys ----------------------------------------------------------------
 

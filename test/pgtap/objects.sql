@@ -217,11 +217,16 @@ SELECT is(
 	   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 	    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'idempotency')),
-	ARRAY['idem_begin(text,jsonb)', 'idem_execute(text,text)', 'idem_execute(text,text,"any")',
+	ARRAY['idem_begin(text,jsonb)', 'idem_colocate_keys(regclass)',
+	      'idem_execute(text,text)', 'idem_execute(text,text,"any")',
+	      'idem_execute_colocated(regclass,"any",text,text)',
+	      'idem_execute_colocated(regclass,"any",text,text,"any")',
 	      'idem_finish(text,jsonb)', 'idem_forget(text)',
+	      'idem_forget_colocated(regclass,"any",text)',
 	      'idem_forget_dropped_guards()',
 	      'idem_guard(regclass,name,interval,text)', 'idem_guard_trigger()',
-	      'idem_lookup(text)', 'idem_purge(bigint)', 'idem_stats()', 'idem_stats_reset()',
+	      'idem_lookup(text)', 'idem_lookup_colocated(regclass,"any",text)',
+	      'idem_purge(bigint)', 'idem_stats()', 'idem_stats_reset()',
 	      'idem_unguard(regclass)'],
 	'the extension owns exactly these functions');
 
