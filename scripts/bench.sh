@@ -8,6 +8,8 @@
 # Each bench/NAME.sh is a standalone script that finds the server through
 # PGHOST/PGPORT/PGUSER (a superuser), creates its own database, checks what
 # it measures and prints its own report; a non-zero exit fails the run.
+# (bench/citus.sh starts a Citus cluster of its own instead, through
+# scripts/citus-cluster.sh, and skips when Citus cannot be had.)
 # Files in bench/ that do not end in .sh are helpers, not benchmarks.
 #
 # Run as root (the server runs as OS user postgres and is stopped on exit).
@@ -42,13 +44,7 @@ BENCH_SHARED_BUFFERS="${BENCH_SHARED_BUFFERS:-$((mem_kb / 4 / 1024))MB}"
 BENCH_SETTINGS=(
     "# benchmark settings (scripts/bench.sh)"
     "shared_buffers = $BENCH_SHARED_BUFFERS"
-    "synchronous_commit = off"
-    "fsync = on"
-    "full_page_writes = on"
-    "max_wal_size = 4GB"
-    "checkpoint_timeout = 30min"
-    "wal_buffers = 64MB"
-    "autovacuum = off"
+    "${IDEM_BENCH_SETTINGS[@]}"
     "shared_preload_libraries = 'idempotency'"
     "idempotency.purge_interval = 0"
 )

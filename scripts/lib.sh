@@ -22,6 +22,8 @@
 #   fresh_database NAME      (re)create database NAME on the server in PG*,
 #                            dropped again on exit (the benchmarks use it)
 #   log / die                messages on stderr
+#   IDEM_BENCH_SETTINGS      postgresql.conf lines of every benchmark server
+#                            (scripts/bench.sh's, bench/citus.sh's nodes)
 #
 # Variables it sets: REPO_ROOT, PG_CONFIG, PG_BINDIR, and after start_cluster
 # IDEM_PG_DIR (temp dir, also the socket dir), IDEM_PG_DATA, IDEM_PG_LOG.
@@ -303,3 +305,17 @@ stop_cluster() {
         IDEM_PG_DIR=""
     fi
 }
+
+# Server settings of every benchmark (scripts/bench.sh explains them; the
+# Citus nodes of bench/citus.sh get them too): durable writes except
+# synchronous_commit, checkpoints kept out of the runs, no autovacuum.
+# shellcheck disable=SC2034  # used by the scripts that source this one
+IDEM_BENCH_SETTINGS=(
+    "synchronous_commit = off"
+    "fsync = on"
+    "full_page_writes = on"
+    "max_wal_size = 4GB"
+    "checkpoint_timeout = 30min"
+    "wal_buffers = 64MB"
+    "autovacuum = off"
+)
