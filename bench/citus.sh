@@ -20,6 +20,10 @@
 #   Pd  pay_plain(customer, amount): the same kind of wrapper doing the plain
 #       INSERT with no key, delegated the same way: what delegation itself
 #       costs (bench/citus/setup.sql)
+#   Lw  idem_execute_colocated(...) sent straight to worker w1 by a client
+#       that knows where its tenants' shards are, for customers whose shard
+#       is on w1: the colocated path with no coordinator and no delegation
+#       (bench/citus/lw.pgbench; two workers only)
 # All of them with two workers; P and L again with one worker (Pd instead of
 # L when the colocated API is not there), for the scaling.  The two layouts
 # are two databases of one Citus cluster (a coordinator and two workers,
@@ -144,8 +148,20 @@ for db in "$DB2" "$DB1"; do
         L_OK=1
     fi
 done
+NW1=0
 if ((L_OK)); then
-    VARIANTS=(P2 C2 Pd2 L2 P1 L1)
+    # Lw's customers: those whose shard is on w1, numbered 1..NW1 in a table
+    # local to w1
+    nsql w1 -d "$DB2" -c 'CREATE TABLE bench_w1_customers (i int PRIMARY KEY, customer text NOT NULL)' >/dev/null
+    csql "$DB2" -c "COPY (SELECT row_number() OVER (ORDER BY c), c::text
+                            FROM generate_series(1, $NCUST) c
+                            JOIN pg_dist_shard_placement p
+                              ON p.shardid = get_shard_id_for_distribution_column('payments', c::text)
+                           WHERE p.nodeport = ${NODE_PORT[w1]}) TO STDOUT" |
+        nsql w1 -d "$DB2" -c 'COPY bench_w1_customers FROM STDIN' >/dev/null
+    NW1=$(nsql w1 -d "$DB2" -c 'SELECT count(*) FROM bench_w1_customers')
+    ((NW1 > 0)) || die "no customer of $NCUST has its shard on w1"
+    VARIANTS=(P2 C2 Pd2 L2 Lw2 P1 L1)
     L_NOTE="(wrappers in PL/pgSQL: bench/citus/setup.sql, bench/citus/setup_colocated.sql)"
 else
     VARIANTS=(P2 C2 Pd2 P1 Pd1)
@@ -230,6 +246,7 @@ run_one() {
         C) script=c; keys_sql="SELECT count(*) FROM idempotency_keys WHERE key LIKE '$prefix%'" ;;
         Pd) script=pd; func=pay_plain ;;
         L) script=l; func=pay; keys_sql="SELECT count(*) FROM bench_colocated_keys WHERE key LIKE '$prefix%'" ;;
+        Lw) script=lw; keys_sql="SELECT count(*) FROM bench_colocated_keys WHERE key LIKE '$prefix%'" ;;
         *) die "run_one: no variant $v" ;;
     esac
     pay0=$(csql "$db" -c "SELECT count(*) FROM payments")
@@ -241,9 +258,11 @@ run_one() {
     fi
     for node in coord w1 w2; do nsql "$node" -c CHECKPOINT >/dev/null; done
     cpu0=$(cpu_sample)
-    PGHOST="$CITUS_DIR" PGPORT="${NODE_PORT[coord]}" PGUSER=postgres \
+    local port="${NODE_PORT[coord]}"
+    [[ $name == Lw ]] && port="${NODE_PORT[w1]}"
+    PGHOST="$CITUS_DIR" PGPORT="$port" PGUSER=postgres \
         pgbench -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$SECS" \
-        -D kp="$prefix" -D ncust="$NCUST" -f "$HERE/$script.pgbench" "$db" >"$out" 2>&1 || rc=$?
+        -D kp="$prefix" -D ncust="$NCUST" -D nw1="$NW1" -f "$HERE/$script.pgbench" "$db" >"$out" 2>&1 || rc=$?
     cpu1=$(cpu_sample)
     if ((rc != 0)) || grep -q aborted "$out"; then
         cat "$out" >&2
@@ -345,6 +364,7 @@ declare -A LABEL=(
     [C]="C  idem_execute on the coordinator, 2PC"
     [Pd]="Pd pay_plain(), delegated, no key"
     [L]="L  pay() -> idem_execute_colocated, delegated"
+    [Lw]="Lw idem_execute_colocated, straight to w1"
 )
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
@@ -364,11 +384,13 @@ echo "variants: P   INSERT INTO payments (customer, amount) VALUES (\$1, \$2) RE
 echo "          C   idem_execute(fresh key, that INSERT, customer, amount) on the coordinator: key there, 2PC"
 echo "          Pd  pay_plain(customer, amount), create_distributed_function(..., force_delegation): INSERT on the worker"
 echo "          L   pay(customer, fresh key, amount) -> idem_execute_colocated('payments', ...), delegated like Pd"
+echo "          Lw  idem_execute_colocated('payments', ...) sent by the client straight to worker w1, for the $NW1"
+echo "              customers whose shard is on w1 (one statement, as P; no coordinator, no delegation)"
 echo "          $L_NOTE"
 echo "method:   $RUNS rounds of ${VARIANTS[*]} (digit = workers), $SECS s each (pgbench -n -M prepared -c $CLIENTS -j $JOBS -T $SECS),"
 echo "          a random customer of $NCUST per transaction; order reversed every other round; CHECKPOINT on"
 echo "          every node before each run; total $t_runs s of runs"
-echo "checked:  after every run: payments made == transactions, keys made == transactions (C, L), and the"
+echo "checked:  after every run: payments made == transactions, keys made == transactions (C, L, Lw), and the"
 echo "          wrapper (Pd, L) ran on the workers for every call and never on the coordinator"
 echo "server:   $(csql "$DB2" -c 'SHOW server_version'), extension $(csql "$DB2" -c "SELECT extversion FROM pg_extension WHERE extname = 'idempotency'")"
 echo "settings: $settings (each node)"
@@ -376,7 +398,7 @@ echo "machine:  $(nproc) CPUs ($cpu_model), ${mem_gb} GiB RAM, $(uname -sr); pgb
 echo "load avg: $load_start at the start, $load_end at the end (1/5/15 min; other work on the machine skews numbers)"
 echo
 printf '%-48s %7s %10s  %s\n' "variant" workers "median TPS" "TPS of each round"
-for v in P2 C2 Pd2 L2 P1 Pd1 L1; do
+for v in P2 C2 Pd2 L2 Lw2 P1 Pd1 L1; do
     has "$v" || continue
     printf '%-48s %7s %10.0f  %s\n' "${LABEL[${v%[12]}]}" "${v: -1}" "$(col "$v" 3 | median)" \
         "$(col "$v" 3 | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }')"
@@ -389,6 +411,8 @@ line C2 P2 "C/P, 2 workers (what 2PC costs)"
 line Pd2 P2 "Pd/P, 2 workers (what delegation costs)"
 line L2 Pd2 "L/Pd, 2 workers (what the key costs, local)"
 line L2 C2 "L/C, 2 workers"
+line Lw2 P2 "Lw/P, 2 workers (client straight to the node)" 0.8
+line Lw2 L2 "Lw/L, 2 workers (what delegation costs L)"
 echo "scaling, two workers / one worker:"
 line P2 P1 "P  2/1"
 line L2 L1 "L  2/1"
@@ -397,7 +421,7 @@ echo
 echo "CPU used during the runs (median cores of $(nproc); rest = pgbench and anything else on the machine;"
 echo "the last column: CPU time of the three nodes per transaction, pgbench and the rest left out):"
 printf '  %-4s %12s %6s %6s %6s %6s %14s\n' "" coordinator w1 w2 rest idle "nodes us/tx"
-for v in P2 C2 Pd2 L2 P1 Pd1 L1; do
+for v in P2 C2 Pd2 L2 Lw2 P1 Pd1 L1; do
     has "$v" || continue
     printf '  %-4s %12.2f %6.2f %6.2f %6.2f %6.2f %14.0f\n' "$v" "$(col "$v" 5 | median)" "$(col "$v" 6 | median)" \
         "$(col "$v" 7 | median)" "$(col "$v" 8 | median)" "$(col "$v" 9 | median)" "$(col "$v" 10 | median)"

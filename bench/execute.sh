@@ -148,7 +148,8 @@ SELECT 'b2 ' || (:'b1'::jsonb->>'replayed' = 'false' AND :'b2'::jsonb->>'replaye
         AND :'b1'::jsonb->'rows' = :'b2'::jsonb->'rows'
         AND :'b1'::jsonb - 'rows' = :'i1'::jsonb - 'rows'
         AND jsonb_typeof(:'b1'::jsonb #> '{rows,0,id}') = 'number');
-SELECT 'f ' || (result = :'i1'::jsonb - 'replayed')
+-- 1.1 stores an idem_execute result as its command tag and its rows
+SELECT 'f ' || (result = :'i1'::jsonb -> 'rows' AND command = 'INSERT 1')
   FROM idempotency_keys WHERE owner = current_user::regrole AND scope = '' AND key = 'chk-1';
 WITH a AS (INSERT INTO payments_b1(idempotency_key, customer, amount) VALUES ('chk-1', 'cus_1', 100.00)
            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
