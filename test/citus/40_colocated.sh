@@ -106,6 +106,15 @@ shard_of_customer() {
 }
 is "the key row is in the worker's local shard" 1 \
     "$(nsql w1 -c "SELECT count(*) FROM $(shard_of_customer "$CUS_W1") WHERE key = 'c-first'")"
+shard="$(shard_of_customer "$CUS_W1")"
+is "the shard has the purge's index on expires_at" 1 \
+    "$(nsql w1 -c "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                   WHERE i.indrelid = '$shard'::regclass AND i.indnatts = 1 AND a.attname = 'expires_at'")"
+is "the direct insert filled it: as many keys through it as in the shard" \
+    "$(nsql w1 -c "SET enable_indexscan = off" -c "SET enable_indexonlyscan = off" -c "SET enable_bitmapscan = off" \
+                -c "SELECT count(*) FROM $shard WHERE expires_at > '-infinity'")" \
+    "$(nsql w1 -c "SET enable_seqscan = off" -c "SET enable_bitmapscan = off" \
+                -c "SELECT count(*) FROM $shard WHERE expires_at > '-infinity'")"
 out2="$(nsql coord -c "$(colocated_pay c-first "$CUS_W1")")"
 is "retry replays byte for byte" "${out1/\"replayed\": false/\"replayed\": true}" "$out2"
 is "retry paid nothing" 1 "$(payments_of c-first)"
