@@ -671,6 +671,22 @@ open_shard(ExecuteTarget *target, KeyStore *ks)
 }
 
 /*
+ * What every colocated function does first: Citus must be there, the
+ * table named, and SPI connected (the caller finishes it).
+ */
+static void
+colocated_call_begin(FunctionCallInfo fcinfo, const char *function)
+{
+	citus_require(function);
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("colocate_with must not be null")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
  * idem_execute_colocated(colocate_with regclass, tenant "any", key text,
  *						  sql text [, VARIADIC params "any"]) RETURNS jsonb
  */
@@ -680,13 +696,7 @@ idem_execute_colocated(PG_FUNCTION_ARGS)
 	ExecuteTarget target;
 	ShardRoute	route;
 
-	citus_require("idem_execute_colocated");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("colocate_with must not be null")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	colocated_call_begin(fcinfo, "idem_execute_colocated");
 	route.keys = colocated_keys(fcinfo, PG_GETARG_OID(0));
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
@@ -744,13 +754,7 @@ idem_lookup_colocated(PG_FUNCTION_ARGS)
 	bool		command_null;
 	Jsonb	   *result = NULL;
 
-	citus_require("idem_lookup_colocated");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("colocate_with must not be null")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	colocated_call_begin(fcinfo, "idem_lookup_colocated");
 	run_on_key(fcinfo, "SELECT command, result FROM %s" COLOCATED_KEY_IS_SQL,
 			   SPI_OK_SELECT);
 	if (SPI_processed > 0)
@@ -777,13 +781,7 @@ idem_forget_colocated(PG_FUNCTION_ARGS)
 {
 	bool		existed;
 
-	citus_require("idem_forget_colocated");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("colocate_with must not be null")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	colocated_call_begin(fcinfo, "idem_forget_colocated");
 	run_on_key(fcinfo, "DELETE FROM %s" COLOCATED_KEY_IS_SQL, SPI_OK_DELETE);
 	existed = SPI_processed > 0;
 	if (SPI_finish() != SPI_OK_FINISH)
