@@ -227,12 +227,7 @@ PAY=colocated_pay
 # 1. the worker crashes during the call, before its commit: the INSERT waits
 # for a lock on the payments shard, taken by another session
 w="colocated, worker crashes before its commit"
-shard="$(nsql coord -c "SELECT shard_name FROM citus_shards WHERE shardid = get_shard_id_for_distribution_column('payments', '$CUS_W1')")"
-psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
-    -c BEGIN -c "SET LOCAL citus.enable_manual_changes_to_shards = on" \
-    -c "LOCK TABLE $shard IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
-LOCKER=$!
-wait_for w1 "SELECT count(*) FROM pg_locks WHERE relation = '$shard'::regclass AND granted" 1
+lock_payments_shard_of "$CUS_W1"
 pay_in_background c-crash-1 "$CUS_W1"
 wait_for w1 "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pay(%c-crash-1%'" t
 crash w1

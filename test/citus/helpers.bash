@@ -119,6 +119,19 @@ crash() {
     node_stop "$1" immediate
 }
 
+# lock_payments_shard_of CUSTOMER: a session on w1 holds the payments shard
+# of CUSTOMER (on w1) in ACCESS EXCLUSIVE mode for a minute, so that a write
+# to it waits; LOCKER is its pid
+lock_payments_shard_of() {
+    local shard
+    shard="$(nsql coord -c "SELECT shard_name FROM citus_shards WHERE shardid = get_shard_id_for_distribution_column('payments', '$1')")"
+    psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[w1]}" -U postgres -d postgres \
+        -c BEGIN -c "SET LOCAL citus.enable_manual_changes_to_shards = on" \
+        -c "LOCK TABLE $shard IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+    LOCKER=$!
+    wait_for w1 "SELECT count(*) FROM pg_locks WHERE relation = '$shard'::regclass AND granted" 1
+}
+
 # pay in the background on the coordinator; PAYER is its pid
 pay_in_background() {
     psql -X -q -A -t -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
