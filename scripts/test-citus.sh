@@ -67,6 +67,9 @@ CITUS_NODE_CONF=(
     "wal_level = logical"
     "# the tests recover prepared transactions themselves, when they choose"
     "citus.recover_2pc_interval = -1"
+    "# shards left behind by a move stay until the suite is over: a test shows"
+    "# that a call on the old node is refused while the old shard is still there"
+    "citus.defer_shard_delete_interval = -1"
     "include_if_exists = 'pause.conf'"
 )
 citus_cluster_start coord w1 w2
