@@ -80,28 +80,19 @@ is "the guard skips the duplicate" 1 "$(nsql coord -c "SELECT count(*) FROM even
 
 # --- concurrent duplicates through the coordinator ---------------------------------
 
-# hold_key KEY CUSTOMER SECONDS: in the background, pay and keep the
-# transaction open for SECONDS; returns once the key is held
-hold_key() {
-    PGAPPNAME=idem_holder psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
-        -c BEGIN -c "$(pay_sql "$1" "$2")" -c "SELECT pg_sleep($3)" -c COMMIT >/dev/null 2>&1 &
-    HOLDER=$!
-    wait_for coord "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idem_holder' AND query LIKE '%pg_sleep%'" 1
-}
-
-hold_key k-conc "$CUS_W2" 2
+hold_key pay_sql k-conc "$CUS_W2" 2
 out="$(nsql coord -c "$(pay_sql k-conc "$CUS_W2")")"
 wait "$HOLDER" || true
 like "a concurrent duplicate waits for the holder, then replays" '*"replayed": true*' "$out"
 is "a concurrent duplicate paid once" 1 "$(payments_of k-conc)"
 
-hold_key k-conc-off "$CUS_W1" 2
+hold_key pay_sql k-conc-off "$CUS_W1" 2
 is "idempotency.wait = off: IK002 while the holder is in flight" IK002 \
     "$(sqlstates coord -c "SET idempotency.wait = off" -c "$(pay_sql k-conc-off "$CUS_W1")")"
 wait "$HOLDER" || true
 is "idempotency.wait = off: paid once" 1 "$(payments_of k-conc-off)"
 
-hold_key k-conc-rr "$CUS_W1" 2
+hold_key pay_sql k-conc-rr "$CUS_W1" 2
 is "REPEATABLE READ duplicate of a holder that commits: 40001" 40001 \
     "$(sqlstates coord -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT 1" -c "$(pay_sql k-conc-rr "$CUS_W1")" -c ROLLBACK)"
 wait "$HOLDER" || true

@@ -199,22 +199,13 @@ like "after idem_forget_colocated the key runs again" '*"replayed": false*' \
 
 # --- concurrent duplicates, on the worker ------------------------------------------------------
 
-# hold_colocated KEY CUSTOMER SECONDS: in the background, pay in a transaction
-# block (delegated: the key is held on the worker) and keep it open
-hold_colocated() {
-    PGAPPNAME=idem_colo_holder psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
-        -c BEGIN -c "$(colocated_pay "$1" "$2")" -c "SELECT pg_sleep($3)" -c COMMIT >/dev/null 2>&1 &
-    HOLDER=$!
-    wait_for coord "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idem_colo_holder' AND query LIKE '%pg_sleep%'" 1
-}
-
-hold_colocated c-conc "$CUS_W1" 2
+hold_key colocated_pay c-conc "$CUS_W1" 2
 out="$(nsql coord -c "$(colocated_pay c-conc "$CUS_W1")")"
 wait "$HOLDER" || true
 like "a concurrent duplicate waits for the holder on the worker, then replays" '*"replayed": true*' "$out"
 is "a concurrent duplicate paid once" 1 "$(payments_of c-conc)"
 
-hold_colocated c-conc-off "$CUS_W1" 2
+hold_key colocated_pay c-conc-off "$CUS_W1" 2
 is "idempotency.wait = off (a client on the worker): IK002 while the holder is in flight" IK002 \
     "$(sqlstates w1 -c "SET idempotency.wait = off" -c "$(colocated_pay c-conc-off "$CUS_W1")")"
 wait "$HOLDER" || true
@@ -300,7 +291,7 @@ for k in c-move-1 c-move-2; do
 done
 old_keys_shard="$(shard_of_customer "$CUS_W1")"
 # a call in flight on worker 1 as the move starts: the move waits for it
-hold_colocated c-move-inflight "$CUS_W1" 2
+hold_key colocated_pay c-move-inflight "$CUS_W1" 2
 # by logical replication, Citus's default: writes go on during the copy
 nsql coord -c "SELECT citus_move_shard_placement($payments_shard_w1, '$CITUS_DIR', ${NODE_PORT[w1]},
                '$CITUS_DIR', ${NODE_PORT[w2]}, shard_transfer_mode => 'force_logical')" >/dev/null

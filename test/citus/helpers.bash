@@ -132,6 +132,17 @@ lock_payments_shard_of() {
     wait_for w1 "SELECT count(*) FROM pg_locks WHERE relation = '$shard'::regclass AND granted" 1
 }
 
+# hold_key PAYFN KEY CUSTOMER SECONDS: in the background, pay under KEY with
+# the SQL that PAYFN prints (pay_sql: the coordinator path; colocated_pay:
+# delegated, the key held on the worker) in a transaction block kept open for
+# SECONDS; returns once the key is held.  HOLDER is its pid.
+hold_key() {
+    PGAPPNAME=idem_holder psql -X -q -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
+        -c BEGIN -c "$("$1" "$2" "$3")" -c "SELECT pg_sleep($4)" -c COMMIT >/dev/null 2>&1 &
+    HOLDER=$!
+    wait_for coord "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idem_holder' AND query LIKE '%pg_sleep%'" 1
+}
+
 # pay in the background on the coordinator; PAYER is its pid
 pay_in_background() {
     psql -X -q -A -t -h "$CITUS_DIR" -p "${NODE_PORT[coord]}" -U postgres -d postgres \
